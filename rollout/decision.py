@@ -1,0 +1,29 @@
+"""What an algorithm decides in one iteration, and the Iter8 v2 algorithm itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollout.assessment import VersionAssessment, assess_versions
+from rollout.outcomes import Snapshot
+from rollout.spec import ExperimentSpec
+from rollout.state import ExperimentState
+from rollout.weights import progressive_weights
+from rollout.winner import WinnerAssessment, assess_winner
+
+
+@dataclass(frozen=True)
+class Decision:
+    assessments: tuple[VersionAssessment, ...]
+    winner: WinnerAssessment
+    weights: dict[str, int]
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def iter8_v2(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState) -> Decision:
+    """Iter8 parity: feasible version with the best reward wins; Progressive weights."""
+    assessments = assess_versions(spec, snapshot)
+    winner = assess_winner(spec, assessments, snapshot)
+    weights = progressive_weights(spec, state.weights, winner.best_versions)
+    return Decision(assessments, winner, weights)

@@ -1,0 +1,147 @@
+"""The pure core: (experiment spec, metric snapshot, previous state, now) -> next state.
+
+No I/O and no clock here: the provider passes `now`. Every path returns a state ("hold" is a
+state too), so the function is total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rollout.decision import Decision, iter8_v2
+from rollout.outcomes import Failed, NoData, Observed, Snapshot
+from rollout.spec import Algorithm, ExperimentSpec
+from rollout.state import COMPLETED, FAILED, RUNNING, ExperimentState
+from rollout.weights import baseline_only, initial_weights
+
+Algorithm_ = Callable[[ExperimentSpec, Snapshot, ExperimentState], Decision]
+
+
+def _algorithm(spec: ExperimentSpec) -> Algorithm_:
+    if spec.algorithm is Algorithm.SEQUENTIAL:
+        from rollout.sequential import sequential_decision
+
+        return sequential_decision
+    return iter8_v2
+
+
+def start(spec: ExperimentSpec, now: float) -> ExperimentState:
+    """A new experiment: 100% baseline, no iteration yet."""
+    return ExperimentState(stage=RUNNING, started_at=now, last_iteration_at=now,
+                           weights=initial_weights(spec),
+                           messages=(f"Started; first iteration after {spec.interval_seconds}s",))
+
+
+def is_due(spec: ExperimentSpec, state: ExperimentState, now: float) -> bool:
+    """An iteration runs when the experiment is running and the interval has passed."""
+    return not state.finished and now >= state.last_iteration_at + spec.interval_seconds
+
+
+def data_problems(spec: ExperimentSpec, snapshot: Snapshot) -> list[str]:
+    """Why the snapshot cannot carry a decision (empty when it can).
+
+    A failed query for a decision metric, or a baseline with no value for one: the baseline always
+    has traffic, so its missing data means the data path is broken, not that the version is bad.
+    A candidate with no data is normal (0% traffic) and simply does not meet its objectives.
+    """
+    problems = []
+    for metric in spec.decision_metrics():
+        for version in spec.version_names:
+            outcome = snapshot.get((metric, version))
+            if outcome is None:
+                problems.append(f"{metric} for {version}: not queried")
+            elif isinstance(outcome, Failed):
+                problems.append(f"{metric} for {version}: query failed: {outcome.reason}")
+            elif isinstance(outcome, NoData) and version == spec.baseline.name:
+                problems.append(f"{metric} for baseline {version}: no data ({outcome.reason})")
+    return problems
+
+
+def _values(spec: ExperimentSpec, snapshot: Snapshot) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for metric in spec.metrics:
+        per_version: dict[str, dict[str, Any]] = {}
+        for version in spec.version_names:
+            outcome = snapshot.get((metric.name, version))
+            if outcome is None:
+                continue
+            if isinstance(outcome, Observed):
+                entry: dict[str, Any] = {"value": outcome.value, "status": "ok"}
+            else:
+                entry = {"value": None, "status": "no data" if isinstance(outcome, NoData) else "failed",
+                         "detail": outcome.reason}
+            per_version[version] = {**entry, "units": metric.units}
+        if per_version:
+            out[metric.name] = per_version
+    return out
+
+
+def _assessment_map(spec: ExperimentSpec, decision: Decision) -> dict[str, dict[str, bool]]:
+    conditions = [o.condition() for o in spec.objectives]
+    return {a.version: dict(zip(conditions, a.met, strict=True)) for a in decision.assessments}
+
+
+def _record(state: ExperimentState, spec: ExperimentSpec, now: float, **fields: Any) -> tuple[dict[str, Any], ...]:
+    values = {m: {v: e["value"] for v, e in per.items()} for m, per in fields.pop("values").items()}
+    entry = {"time": now, "values": values, **fields}
+    return (state.history + (entry,))[-spec.history_limit:]
+
+
+def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, now: float) -> ExperimentState:
+    """Run one iteration on `snapshot`; returns the next state (unchanged when finished)."""
+    if state.finished:
+        return state
+    values = _values(spec, snapshot)
+    problems = data_problems(spec, snapshot)
+    if problems:
+        return _hold(spec, state, now, values, problems)
+    decision = _algorithm(spec)(spec, snapshot, state)
+    assessments = _assessment_map(spec, decision)
+    base = dict(values=values, assessments=assessments, evidence=decision.evidence,
+                consecutive_errors=0, last_iteration_at=now)
+    rolled_back = [a for a in decision.assessments[1:] if a.rollback]
+    iteration = state.iteration + 1
+    if rolled_back:
+        reason = "; ".join(f"{a.version} broke {', '.join(a.broken)}" for a in rolled_back)
+        weights = baseline_only(spec)
+        message = f"Rolled back to {spec.baseline.name}: {reason}"
+        return state.evolve(**base, stage=FAILED, iteration=iteration, weights=weights, winner=None,
+                            history=_record(state, spec, now, iteration=iteration, held=False,
+                                            weights=weights, assessments=assessments, winner=None,
+                                            evidence=decision.evidence, values=values, reason=message),
+                            messages=(message,))
+    winner = decision.winner.winner
+    history = _record(state, spec, now, iteration=iteration, held=False, weights=decision.weights,
+                      assessments=assessments, winner=winner, evidence=decision.evidence,
+                      values=values, reason=decision.winner.reason)
+    if iteration >= spec.total_iterations:
+        promoted = winner or spec.baseline.name
+        weights = {name: (100 if name == promoted else 0) for name in spec.version_names}
+        why = f"winner {winner}" if winner else f"no winner, keeping baseline {promoted}"
+        return state.evolve(**base, stage=COMPLETED, iteration=iteration, weights=weights,
+                            winner=winner, promoted=promoted, history=history,
+                            messages=(f"Completed after {iteration} iterations; promoted {promoted} ({why})",))
+    message = f"Iteration {iteration}: " + (f"winner {winner}" if winner else f"no winner ({decision.winner.reason})")
+    return state.evolve(**base, iteration=iteration, weights=decision.weights, winner=winner,
+                        history=history, messages=(message,))
+
+
+def _hold(spec: ExperimentSpec, state: ExperimentState, now: float,
+          values: dict[str, dict[str, dict[str, Any]]], problems: list[str]) -> ExperimentState:
+    errors = state.consecutive_errors + 1
+    limit = spec.consecutive_error_limit
+    if errors >= limit:
+        weights = baseline_only(spec)
+        message = (f"Failed after {errors} iterations in a row without usable data; "
+                   f"all traffic back to {spec.baseline.name}. Last problem: {problems[0]}")
+        stage = FAILED
+    else:
+        weights = dict(state.weights)
+        message = (f"Held weights ({errors}/{limit} before rollback): {problems[0]}"
+                   + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+        stage = RUNNING
+    history = _record(state, spec, now, iteration=state.iteration, held=True, weights=weights,
+                      assessments={}, winner=None, evidence={}, values=values, reason=message)
+    return state.evolve(stage=stage, weights=weights, consecutive_errors=errors, last_iteration_at=now,
+                        values=values, history=history, messages=(message, *problems[1:5]))
