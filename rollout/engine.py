@@ -85,7 +85,7 @@ def _assessment_map(spec: ExperimentSpec, decision: Decision) -> dict[str, dict[
 def _record(state: ExperimentState, spec: ExperimentSpec, now: float, **fields: Any) -> tuple[dict[str, Any], ...]:
     values = {m: {v: e["value"] for v, e in per.items()} for m, per in fields.pop("values").items()}
     entry = {"time": now, "values": values, **fields}
-    return (state.history + (entry,))[-spec.history_limit:]
+    return ((*state.history, entry))[-spec.history_limit:]
 
 
 def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, now: float) -> ExperimentState:

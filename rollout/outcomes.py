@@ -9,7 +9,6 @@ makes an objective unmet, "failed" holds the weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class Failed:
     reason: str
 
 
-Outcome = Union[Observed, NoData, Failed]
+Outcome = Observed | NoData | Failed
 
 Snapshot = dict[tuple[str, str], Outcome]
 """(metric name, version name) -> outcome, for one iteration."""

@@ -7,10 +7,10 @@ Pulumi resource inputs carry; everything downstream takes these types only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class TestingPattern(str, Enum):
+class TestingPattern(StrEnum):
     """How the winner is chosen (Iter8's testingPattern)."""
 
     AB = "A/B"
@@ -19,7 +19,7 @@ class TestingPattern(str, Enum):
     CONFORMANCE = "Conformance"
 
 
-class DeploymentPattern(str, Enum):
+class DeploymentPattern(StrEnum):
     """How weights move once a winner is known (Iter8's deploymentPattern)."""
 
     PROGRESSIVE = "Progressive"
@@ -27,14 +27,14 @@ class DeploymentPattern(str, Enum):
     BLUE_GREEN = "BlueGreen"
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Which way a reward is better."""
 
     HIGH = "High"
     LOW = "Low"
 
 
-class Algorithm(str, Enum):
+class Algorithm(StrEnum):
     """The decision algorithm: Iter8 parity, or the sequential-test one."""
 
     ITER8_V2 = "iter8-v2"

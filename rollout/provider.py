@@ -1,0 +1,178 @@
+"""The Experiment dynamic resource: one iteration per `pulumi up`.
+
+This module is imported again by the provider host on every later `pulumi up`/`destroy` (the
+provider object in state refers to it by name): it must import cleanly, do nothing at import time,
+and keep its name. The provider object holds no client, config or secret.
+
+- check: validates the whole spec; one failure per problem, naming the field.
+- diff: no network; changes when inputs changed, or when running and the interval has passed.
+- create: starts the experiment (100% baseline).
+- update: when due, queries Prometheus, runs the pure core, returns the whole new state.
+- delete: nothing outside Pulumi to remove.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.runtime import rpc
+
+from rollout.collect import collect_snapshot
+from rollout.engine import is_due, iterate, start
+from rollout.prometheus import Credentials, PrometheusClient, PrometheusSettings
+from rollout.spec import ExperimentSpec
+from rollout.state import ExperimentState
+from rollout.validation import parse_experiment, validate
+
+RESTART_FIELDS = ("name", "versions")
+"""Changing these starts a new experiment (replace) rather than continuing this one."""
+
+
+def _plain(value: Any) -> Any:
+    """Engine numbers arrive as floats: 10.0 -> 10, recursively, so hashes are stable."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def inputs_hash(experiment: Mapping[str, Any], prometheus: Mapping[str, Any]) -> str:
+    canonical = json.dumps({"experiment": _plain(experiment), "prometheus": _plain(prometheus)},
+                           sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def prometheus_settings(raw: Mapping[str, Any]) -> PrometheusSettings:
+    return PrometheusSettings(
+        url=str(raw.get("url", "")),
+        timeout_seconds=float(raw.get("timeoutSeconds", 5)),
+        verify_tls=bool(raw.get("verifyTls", True)),
+        ca_bundle=raw.get("caBundle") or None,
+    )
+
+
+def _check_prometheus(raw: Any) -> list[CheckFailure]:
+    if not isinstance(raw, Mapping):
+        return [CheckFailure("prometheus", "must be a mapping with url")]
+    failures = []
+    url = raw.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        failures.append(CheckFailure("prometheus.url", f"must be an http:// or https:// URL, got {url!r}"))
+    timeout = raw.get("timeoutSeconds", 5)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 300:
+        failures.append(CheckFailure("prometheus.timeoutSeconds", f"must be between 0 and 300, got {timeout!r}"))
+    return failures
+
+
+def _credentials(raw: Any) -> Credentials | None:
+    if not isinstance(raw, Mapping):
+        return None
+    token, user = raw.get("token") or None, raw.get("username") or None
+    if not token and not user:
+        return None
+    return Credentials(token=token, username=user, password=raw.get("password") or None)
+
+
+def _outputs(spec_inputs: Mapping[str, Any], prometheus: Mapping[str, Any], spec: ExperimentSpec,
+             state: ExperimentState) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "spec": _plain(spec_inputs),
+        "prometheusUrl": str(prometheus.get("url", "")),
+        "inputsHash": inputs_hash(spec_inputs, prometheus),
+        **state.to_outputs(),
+    }
+
+
+def _has_unknowns(value: Any) -> bool:
+    if isinstance(value, str) and value == rpc.UNKNOWN:
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_unknowns(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_unknowns(v) for v in value)
+    return False
+
+
+class ExperimentProvider(ResourceProvider):
+    """Advances the experiment; all state lives in the resource outputs."""
+
+    serialize_as_secret_always = False
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        experiment = news.get("experiment")
+        failures = [CheckFailure(f"experiment.{p.field}", p.message)
+                    for p in validate(experiment if isinstance(experiment, Mapping) else {})]
+        if not isinstance(experiment, Mapping):
+            failures = [CheckFailure("experiment", "is required (a mapping)")]
+        failures += _check_prometheus(news.get("prometheus"))
+        return CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        experiment, prometheus = news.get("experiment") or {}, news.get("prometheus") or {}
+        if _has_unknowns(experiment) or _has_unknowns(prometheus):
+            return DiffResult(changes=True)
+        old_spec = olds.get("spec") or {}
+        restart = [f for f in RESTART_FIELDS if _plain(old_spec.get(f)) != _plain(experiment.get(f))]
+        if restart:
+            return DiffResult(changes=True, replaces=["experiment"], delete_before_replace=False)
+        if olds.get("inputsHash") != inputs_hash(experiment, prometheus):
+            return DiffResult(changes=True)
+        try:
+            spec, state = parse_experiment(experiment), ExperimentState.from_outputs(olds)
+        except ValueError:
+            return DiffResult(changes=True)
+        return DiffResult(changes=is_due(spec, state, time.time()))
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        spec = parse_experiment(props["experiment"])
+        state = start(spec, time.time())
+        return CreateResult(id_=spec.name, outs=_outputs(props["experiment"], props["prometheus"], spec, state))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        spec = parse_experiment(news["experiment"])
+        state = ExperimentState.from_outputs(olds)
+        now = time.time()
+        if is_due(spec, state, now):
+            client = PrometheusClient(prometheus_settings(news["prometheus"]),
+                                      _credentials(news.get("prometheusAuth")))
+            snapshot = collect_snapshot(spec, client, state.started_at, now)
+            state = iterate(spec, snapshot, state, now)
+        return UpdateResult(outs=_outputs(news["experiment"], news["prometheus"], spec, state))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        return None
+
+
+class Experiment(pulumi.dynamic.Resource, module="rollout", name="Experiment"):
+    """An Iter8-style experiment whose weights and winner are this resource's outputs."""
+
+    stage: pulumi.Output[str]
+    iteration: pulumi.Output[int]
+    weights: pulumi.Output[dict[str, int]]
+    winner: pulumi.Output[str | None]
+    promoted: pulumi.Output[str | None]
+
+    def __init__(self, name: str, *, experiment: pulumi.Input[Mapping[str, Any]],
+                 prometheus: pulumi.Input[Mapping[str, Any]],
+                 prometheus_auth: pulumi.Input[Mapping[str, Any]] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        props: dict[str, Any] = {
+            "experiment": experiment,
+            "prometheus": prometheus,
+            "prometheusAuth": pulumi.Output.secret(prometheus_auth) if prometheus_auth is not None else None,
+        }
+        for key in ("name", "spec", "prometheusUrl", "inputsHash", "stage", "startedAt", "lastIterationAt",
+                    "iteration", "consecutiveErrors", "weights", "winner", "promoted", "assessments",
+                    "values", "evidence", "history", "messages"):
+            props[key] = None
+        super().__init__(ExperimentProvider(), name, props, opts)

@@ -1,0 +1,154 @@
+"""The seed's six metrics, fixed, against a real Prometheus holding known traffic.
+
+Data (tests/fixtures/promserver.py), per 10 s step, all counters linear, queried at QUERY_TIME:
+- ns-baseline: predictions 10 x 30 ms, 8 x 60 ms, 1 x 110 ms, 1 x 110 ms answered 500 (20 requests,
+  1.0 s of latency); feedback 2 x 4 s. Server-side histograms add 1 s to every observation.
+- ns-candidate: predictions 20 x 20 ms, 9 x 40 ms, 1 x 200 ms (30 requests, 0.96 s); feedback 5 x 4 s.
+- ns-paused: the baseline's traffic, stopped 900 s before QUERY_TIME (series exist, flat).
+- ns-idle: no series at all.
+
+Tolerance: every sample is sampled exactly at the window's edges, so `increase` is a difference of
+integers (no extrapolation) and the results are ratios and linear interpolations of those: exact up
+to float64 rounding (~1e-15 relative). rel=1e-9 allows for rounding and nothing else; the smallest
+difference a wrong query would make here is several percent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from components.metric_library import SEED_METRICS
+from rollout.collect import collect_snapshot
+from rollout.outcomes import NoData, Observed, Snapshot
+from rollout.validation import parse_experiment
+from tests.fixtures.prometheus import SessionPrometheus
+from tests.fixtures.promserver import BASELINE, CANDIDATE, IDLE_NAMESPACE, PAUSED, QUERY_TIME
+
+WINDOW = 600
+REL = 1e-9
+NO_TRAFFIC_NODATA = ("mean-latency", "error-rate", "95th-percentile-tail-latency")
+NO_TRAFFIC_ZERO = ("request-count", "user-engagement", "error-count")
+
+
+def experiment(*namespaces: str) -> dict[str, object]:
+    versions = [{"name": ns.removeprefix("ns-"),
+                 "variables": {"ns": ns, "sid": "iris", "predictor": "default"}} for ns in namespaces]
+    return {
+        "name": "iris-rollout",
+        "versions": versions,
+        "metrics": list(SEED_METRICS),
+        "rewards": [{"metric": "user-engagement", "preferredDirection": "High"}],
+        "objectives": [{"metric": "mean-latency", "upperLimit": 2000},
+                       {"metric": "95th-percentile-tail-latency", "upperLimit": 5000},
+                       {"metric": "error-rate", "upperLimit": 0.01}],
+        "requestCount": "request-count",
+    }
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        yield s
+
+
+def snapshot(prometheus: SessionPrometheus, session: requests.Session, *namespaces: str,
+             window: int = WINDOW) -> Snapshot:
+    spec = parse_experiment(experiment(*namespaces))
+    return collect_snapshot(spec, prometheus.client(session), started_at=QUERY_TIME - window, now=QUERY_TIME)
+
+
+@pytest.fixture(scope="module")
+def two_versions(prometheus: SessionPrometheus, session: requests.Session) -> Snapshot:
+    return snapshot(prometheus, session, BASELINE.namespace, CANDIDATE.namespace)
+
+
+def value(snap: Snapshot, metric: str, version: str) -> float:
+    outcome = snap[(metric, version)]
+    assert isinstance(outcome, Observed), f"{metric} of {version}: {outcome}"
+    return outcome.value
+
+
+EXPECTED = {
+    # 20 requests/step x 60 steps; the sum series would give 60 (seconds), not 1200.
+    ("request-count", "baseline"): 1200.0,
+    ("request-count", "candidate"): 1800.0,
+    # 1.0 s / 20 requests = 50 ms; 0.96 s / 30 = 32 ms (feedback's 4 s calls left out).
+    ("mean-latency", "baseline"): 50.0,
+    ("mean-latency", "candidate"): 32.0,
+    # rank 0.95 x 20 = 19 falls in (0.1, 0.25] holding requests 19..20: 100 + 150 x 1/2 ms.
+    ("95th-percentile-tail-latency", "baseline"): 175.0,
+    # rank 0.95 x 30 = 28.5 falls in (0.025, 0.05] holding requests 21..29: 25 + 25 x 8.5/9 ms.
+    ("95th-percentile-tail-latency", "candidate"): 25.0 + 25.0 * 8.5 / 9,
+    # 1 error per step; the candidate has no non-200 series, so `or on() vector(0)` answers.
+    ("error-count", "baseline"): 60.0,
+    ("error-count", "candidate"): 0.0,
+    ("error-rate", "baseline"): 60.0 / 1200.0,
+    ("error-rate", "candidate"): 0.0,
+    # feedback calls: 2 and 5 per step.
+    ("user-engagement", "baseline"): 120.0,
+    ("user-engagement", "candidate"): 300.0,
+}
+
+
+def test_every_seed_metric_is_covered() -> None:
+    assert {m for m, _ in EXPECTED} == {m["name"] for m in SEED_METRICS}
+
+
+@pytest.mark.parametrize(("metric", "version"), sorted(EXPECTED))
+def test_seed_metric_value(two_versions: Snapshot, metric: str, version: str) -> None:
+    assert value(two_versions, metric, version) == pytest.approx(EXPECTED[(metric, version)], rel=REL, abs=1e-12)
+
+
+def test_snapshot_has_every_metric_for_every_version_and_nothing_else(two_versions: Snapshot) -> None:
+    assert set(two_versions) == set(EXPECTED)
+
+
+def test_latencies_are_milliseconds(prometheus: SessionPrometheus, two_versions: Snapshot) -> None:
+    seconds = prometheus.query(
+        'sum(increase(seldon_api_executor_client_requests_seconds_sum{kubernetes_namespace="ns-baseline",'
+        'service="predictions"}[600s])) / sum(increase(seldon_api_executor_client_requests_seconds_count'
+        '{kubernetes_namespace="ns-baseline",service="predictions"}[600s]))')
+    raw = float(seconds["data"]["result"][0]["value"][1])
+    assert raw == pytest.approx(0.05, rel=REL)
+    assert value(two_versions, "mean-latency", "baseline") == pytest.approx(1000 * raw, rel=REL)
+    assert value(two_versions, "95th-percentile-tail-latency", "baseline") > 100
+
+
+def test_request_count_counts_requests_not_seconds(prometheus: SessionPrometheus, two_versions: Snapshot) -> None:
+    summed_seconds = prometheus.query(
+        'sum(increase(seldon_api_executor_client_requests_seconds_sum{kubernetes_namespace="ns-baseline",'
+        'service="predictions"}[600s]))')
+    assert float(summed_seconds["data"]["result"][0]["value"][1]) == pytest.approx(60.0, rel=REL)
+    assert value(two_versions, "request-count", "baseline") == pytest.approx(1200.0, rel=REL)
+
+
+def test_feedback_traffic_does_not_dilute_mean_latency(prometheus: SessionPrometheus, two_versions: Snapshot) -> None:
+    selector = 'kubernetes_namespace="ns-baseline"'
+    unfiltered = prometheus.query(
+        f"1000 * sum(increase(seldon_api_executor_client_requests_seconds_sum{{{selector}}}[600s]))"
+        f" / sum(increase(seldon_api_executor_client_requests_seconds_count{{{selector}}}[600s]))")
+    # With the 120 feedback calls of 4 s mixed in: (60 s + 480 s) / 1320 requests = 409 ms.
+    assert float(unfiltered["data"]["result"][0]["value"][1]) == pytest.approx(540_000 / 1320, rel=REL)
+    assert value(two_versions, "mean-latency", "baseline") == pytest.approx(50.0, rel=REL)
+
+
+def test_the_window_is_elapsed_time(prometheus: SessionPrometheus, session: requests.Session) -> None:
+    half = snapshot(prometheus, session, BASELINE.namespace, window=300)
+    assert value(half, "request-count", "baseline") == pytest.approx(600.0, rel=REL)
+    assert value(half, "error-count", "baseline") == pytest.approx(30.0, rel=REL)
+    assert value(half, "user-engagement", "baseline") == pytest.approx(60.0, rel=REL)
+    assert value(half, "mean-latency", "baseline") == pytest.approx(50.0, rel=REL)
+
+
+@pytest.mark.parametrize("namespace", [IDLE_NAMESPACE, PAUSED.namespace], ids=["no-series", "flat-series"])
+def test_version_without_traffic(prometheus: SessionPrometheus, session: requests.Session, namespace: str) -> None:
+    snap = snapshot(prometheus, session, BASELINE.namespace, namespace)
+    version = namespace.removeprefix("ns-")
+    for metric in NO_TRAFFIC_NODATA:
+        assert isinstance(snap[(metric, version)], NoData), f"{metric}: {snap[(metric, version)]}"
+    for metric in NO_TRAFFIC_ZERO:
+        assert snap[(metric, version)] == Observed(0.0), f"{metric}: {snap[(metric, version)]}"
+    assert snap[("request-count", "baseline")] == Observed(1200.0)
