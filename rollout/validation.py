@@ -28,8 +28,7 @@ from rollout.spec import (
 )
 from rollout.templating import ELAPSED_TIME, TemplateError, template_variables
 
-VARIABLE_VALUE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
-NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+VARIABLE_VALUE = re.compile(r"[A-Za-z0-9_.:/-]+")
 
 E = TypeVar("E", bound=Enum)
 
@@ -165,7 +164,7 @@ def _version(r: _Reader, where: str, data: Mapping[str, Any]) -> Version:
         raw = {}
     for key in sorted(raw):
         value = raw[key]
-        if not isinstance(value, str) or not VARIABLE_VALUE.match(value):
+        if not isinstance(value, str) or not VARIABLE_VALUE.fullmatch(value):
             r.fail(f"{where}.variables.{key}",
                    f"must match [A-Za-z0-9_.:/-]+ (it is pasted into PromQL), got {value!r}")
             continue
@@ -257,6 +256,10 @@ def parse_experiment(data: Mapping[str, Any]) -> ExperimentSpec:
     testing = r.choice(data, "testingPattern", "testingPattern", TestingPattern, TestingPattern.AB)
     if testing in (TestingPattern.AB, TestingPattern.ABN) and not rewards:
         r.fail("rewards", f"testingPattern {testing.value} needs at least one reward")
+    if testing is TestingPattern.CANARY and len(versions) != 2:
+        r.fail("versions", f"testingPattern Canary needs a baseline and exactly one candidate, got {len(versions)} versions")
+    if testing is TestingPattern.CONFORMANCE and len(versions) != 1:
+        r.fail("versions", f"testingPattern Conformance tests the baseline alone, got {len(versions)} versions")
     if testing is TestingPattern.AB and len(versions) > 2:
         testing = TestingPattern.ABN
     spec = ExperimentSpec(
