@@ -257,7 +257,8 @@ def parse_experiment(data: Mapping[str, Any]) -> ExperimentSpec:
     if testing in (TestingPattern.AB, TestingPattern.ABN) and not rewards:
         r.fail("rewards", f"testingPattern {testing.value} needs at least one reward")
     if testing is TestingPattern.CANARY and len(versions) != 2:
-        r.fail("versions", f"testingPattern Canary needs a baseline and exactly one candidate, got {len(versions)} versions")
+        r.fail("versions", "testingPattern Canary needs a baseline and exactly one candidate, "
+                           f"got {len(versions)} versions")
     if testing is TestingPattern.CONFORMANCE and len(versions) != 1:
         r.fail("versions", f"testingPattern Conformance tests the baseline alone, got {len(versions)} versions")
     if testing is TestingPattern.AB and len(versions) > 2:
