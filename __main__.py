@@ -20,7 +20,7 @@ from rollout.validation import validate
 
 config = pulumi.Config()
 try:
-    settings: Settings = load_settings(config.get_object)
+    settings: Settings = load_settings(config.get)
 except ConfigError as err:
     raise pulumi.RunError(str(err)) from None
 

@@ -7,6 +7,7 @@ naming the config key.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,17 +104,27 @@ def _version(raw: Any, key: str, problems: list[str]) -> VersionSettings:
     return VersionSettings(str(name or ""), str(namespace or ""), _model(raw.get("model"), f"{key}.model", problems))
 
 
-def load_settings(get: Callable[[str], Any], defaults: Mapping[str, Any] | None = None) -> Settings:
-    """Build Settings from a config getter (`key -> value or None`), falling back to Pulumi.yaml."""
+def load_settings(get: Callable[[str], str | None], defaults: Mapping[str, Any] | None = None) -> Settings:
+    """Build Settings from a config getter (`key -> raw string or None`), falling back to Pulumi.yaml.
+
+    Stack config arrives as strings (objects as JSON); defaults from Pulumi.yaml are already typed.
+    """
     defaults = project_defaults() if defaults is None else defaults
     problems: list[str] = []
 
-    def value(key: str) -> Any:
+    def value(key: str, as_text: bool = False) -> Any:
         got = get(key)
-        return defaults.get(key) if got is None else got
+        if got is None:
+            return defaults.get(key)
+        if as_text:
+            return got
+        try:
+            return json.loads(got)
+        except ValueError:
+            return got  # reported by the type check that follows
 
     def typed(key: str, kind: type | tuple[type, ...]) -> Any:
-        raw = value(key)
+        raw = value(key, as_text=kind is str)
         if isinstance(raw, bool) and kind in (int, float, (int, float)):
             raw = None
         if not isinstance(raw, kind):

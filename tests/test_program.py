@@ -1,0 +1,209 @@
+"""The Pulumi program under `pulumi.runtime.set_mocks`: resources, wiring, outputs, secrets."""
+
+from __future__ import annotations
+
+import base64
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import rpc
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENT_TYPE = "pulumi-python:dynamic/rollout:Experiment"
+TOKEN = "s3cr3t-prometheus-token"
+
+
+@dataclass
+class Recorded:
+    resources: list[pulumi.runtime.MockResourceArgs] = field(default_factory=list)
+    exports: dict[str, Any] = field(default_factory=dict)
+
+    def of(self, typ: str) -> list[pulumi.runtime.MockResourceArgs]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str, name: str) -> dict[str, Any]:
+        found = [r for r in self.resources if r.typ == typ and r.name == name]
+        assert len(found) == 1, [(r.typ, r.name) for r in self.resources]
+        return found[0].inputs
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self, recorded: Recorded, experiment_state: dict[str, Any]) -> None:
+        self.recorded = recorded
+        self.experiment_state = experiment_state
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.recorded.resources.append(args)
+        if args.typ == EXPERIMENT_TYPE:
+            return "quickstart-exp", {**args.inputs, **self.experiment_state}
+        if args.typ == "kubernetes:core/v1:Service" and args.resource_id:
+            return args.resource_id, {"spec": {"clusterIP": "10.96.0.42"}}
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        return {}
+
+
+RUNNING = {"stage": "Running", "iteration": 3, "weights": {"iris-v1": 70, "iris-v2": 30},
+           "winner": "iris-v2", "promoted": None}
+COMPLETED = {"stage": "Completed", "iteration": 10, "weights": {"iris-v1": 0, "iris-v2": 100},
+             "winner": "iris-v2", "promoted": "iris-v2"}
+
+
+def run_program(monkeypatch: pytest.MonkeyPatch, state: dict[str, Any],
+                config: dict[str, Any] | None = None) -> Recorded:
+    recorded = Recorded()
+    pulumi.runtime.set_mocks(Mocks(recorded, state), project="seldon-rollout", stack="dev", preview=False)
+    values = {"load": {"enabled": True, "gatewayUrl": "http://10.0.0.1", "predictionQps": 5,
+                       "rewardQps": [0.7, 1], "durationSeconds": 6000},
+              "prometheusUrl": "http://127.0.0.1:9090", **(config or {})}
+    pulumi.runtime.set_all_config({f"seldon-rollout:{k}": v if isinstance(v, str) else json.dumps(v)
+                                   for k, v in values.items()}, secret_keys=["seldon-rollout:prometheusToken"])
+    monkeypatch.setattr(pulumi, "export", lambda name, value: recorded.exports.__setitem__(name, value))
+
+    @pulumi.runtime.test
+    def program() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    program()
+    return recorded
+
+
+def resolve(value: Any) -> Any:
+    """The value of an Output whose inputs are all known (mocks resolve everything)."""
+    box: list[Any] = []
+
+    @pulumi.runtime.test
+    def read() -> Any:
+        return pulumi.Output.from_input(value).apply(box.append)
+
+    read()
+    return box[0]
+
+
+def test_every_resource_of_the_seed_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, RUNNING)
+    namespaces = sorted(r.inputs["metadata"]["name"] for r in rec.of("kubernetes:core/v1:Namespace"))
+    assert namespaces == ["iter8-seldon", "ns-baseline", "ns-candidate"]
+    sdeps = rec.of("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment")
+    assert sorted((s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]) for s in sdeps) == [
+        ("ns-baseline", "iris"), ("ns-candidate", "iris")]
+    candidate = rec.one("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment", "candidate-sdep")
+    assert candidate["spec"]["predictors"][0]["graph"] == {
+        "name": "classifier", "implementation": "XGBOOST_SERVER", "modelUri": "gs://seldon-models/xgboost/iris"}
+    assert len(rec.of("kubernetes:networking.istio.io/v1alpha3:VirtualService")) == 1
+    configmap = rec.one("kubernetes:core/v1:ConfigMap", "metrics-configmap")
+    assert sorted(configmap["data"]) == ["95th-percentile-tail-latency", "error-count", "error-rate",
+                                         "mean-latency", "request-count", "user-engagement"]
+    assert len(rec.of(EXPERIMENT_TYPE)) == 1
+
+
+def test_weights_flow_from_the_experiment_into_the_virtual_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, RUNNING)
+    vs = rec.one("kubernetes:networking.istio.io/v1alpha3:VirtualService", "routing-rule")
+    assert vs["metadata"] == {"name": "routing-rule", "namespace": "default"}
+    spec = vs["spec"]
+    assert spec["gateways"] == ["istio-system/seldon-gateway"]
+    assert spec["hosts"] == ["iris.example.com"]
+    routes = spec["http"][0]["route"]
+    assert [(r["destination"]["host"], r["destination"]["port"]["number"], r["weight"],
+             r["headers"]["response"]["set"]["version"]) for r in routes] == [
+        ("iris-default.ns-baseline.svc.cluster.local", 8000, 70, "iris-v1"),
+        ("iris-default.ns-candidate.svc.cluster.local", 8000, 30, "iris-v2"),
+    ]
+    baseline = rec.one("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment", "baseline-sdep")
+    assert baseline["spec"]["predictors"][0]["graph"]["implementation"] == "SKLEARN_SERVER"
+
+
+def test_promotion_rewrites_the_baseline_and_routes_everything_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, COMPLETED)
+    baseline = rec.one("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment", "baseline-sdep")
+    assert baseline["metadata"]["namespace"] == "ns-baseline"
+    assert baseline["spec"]["predictors"][0]["graph"] == {
+        "name": "classifier", "implementation": "XGBOOST_SERVER", "modelUri": "gs://seldon-models/xgboost/iris"}
+    routes = rec.one("kubernetes:networking.istio.io/v1alpha3:VirtualService", "routing-rule")["spec"]["http"][0]["route"]
+    assert routes == [{"destination": {"host": "iris-default.ns-baseline.svc.cluster.local", "port": {"number": 8000}},
+                       "headers": {"response": {"set": {"version": "iris-v2"}}}, "weight": 100}]
+
+
+def test_load_jobs_skip_the_await_and_follow_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, RUNNING)
+    jobs = {r.name: r.inputs for r in rec.of("kubernetes:batch/v1:Job")}
+    assert sorted(jobs) == ["fortio-irisv1-rewards", "fortio-irisv2-rewards", "fortio-requests"]
+    for job in jobs.values():
+        assert job["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+        assert job["metadata"]["namespace"] == "default"
+    fortio = jobs["fortio-requests"]["spec"]["template"]["spec"]["containers"][0]
+    assert fortio["env"] == [{"name": "URL", "value": "http://10.0.0.1/api/v1.0/predictions"}]
+    command = fortio["command"]
+    assert command[command.index("-qps") + 1] == "5"
+    assert "Host: iris.example.com" in command
+    reward = jobs["fortio-irisv1-rewards"]["spec"]["template"]["spec"]["containers"][0]
+    assert reward["env"][0]["value"] == "http://10.0.0.1/seldon/ns-baseline/iris/api/v1.0/feedback"
+    assert reward["command"][reward["command"].index("-qps") + 1] == "0.7"
+
+
+def test_gateway_url_comes_from_the_ingress_gateway_service_when_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    load = {"enabled": True, "gatewayUrl": "", "predictionQps": 5, "rewardQps": [0.7, 1], "durationSeconds": 60}
+    rec = run_program(monkeypatch, RUNNING, {"load": load})
+    job = rec.one("kubernetes:batch/v1:Job", "fortio-requests")
+    assert job["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] == "http://10.96.0.42/api/v1.0/predictions"
+
+
+def test_no_load_jobs_when_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    load = {"enabled": False, "gatewayUrl": "", "predictionQps": 5, "rewardQps": [0.7, 1], "durationSeconds": 60}
+    rec = run_program(monkeypatch, RUNNING, {"load": load})
+    assert rec.of("kubernetes:batch/v1:Job") == []
+
+
+def test_stack_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, COMPLETED)
+    assert sorted(rec.exports) == ["experiment", "iteration", "promoted", "stage", "weights", "winner"]
+    assert resolve(rec.exports["stage"]) == "Completed"
+    assert resolve(rec.exports["weights"]) == {"iris-v1": 0, "iris-v2": 100}
+    assert resolve(rec.exports["promoted"]) == "iris-v2"
+    record = resolve(rec.exports["experiment"])
+    assert record["iteration"] == 10
+    assert "prometheusAuth" not in record
+
+
+def test_experiment_gets_the_seed_spec_and_the_token_only_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, RUNNING, {"prometheusToken": TOKEN})
+    inputs = rec.one(EXPERIMENT_TYPE, "experiment")
+    spec = inputs["experiment"]
+    assert [v["name"] for v in spec["versions"]] == ["iris-v1", "iris-v2"]
+    assert spec["versions"][1]["variables"] == {"ns": "ns-candidate", "sid": "iris", "predictor": "default"}
+    assert (spec["intervalSeconds"], spec["iterationsPerLoop"]) == (10, 10)
+    assert inputs["prometheus"]["url"] == "http://127.0.0.1:9090"
+    # The token reaches the provider only inside prometheusAuth, which arrives wrapped as a secret.
+    auth = inputs["prometheusAuth"]
+    assert auth[rpc._special_sig_key] == rpc._special_secret_sig
+    assert auth["value"]["token"] == TOKEN
+    everything_else = json.dumps({k: v for k, v in inputs.items() if k not in ("prometheusAuth", "__provider")})
+    assert TOKEN not in everything_else
+    assert TOKEN not in str(resolve(rec.exports["experiment"]))
+    # The serialized provider captured nothing secret, so it is stored as a plain (small) value.
+    blob = inputs["__provider"]
+    assert isinstance(blob, str)
+    assert TOKEN.encode() not in base64.b64decode(blob)
+    assert len(blob) < 4000
+
+
+@pytest.mark.parametrize(("config", "says"), [
+    ({"experiment": {"name": "x", "intervalSeconds": 0, "rewards": [{"metric": "nope"}]}},
+     "experiment.intervalSeconds: must be at least 1"),
+    ({"candidates": [{"name": "iris-v2", "namespace": "ns-candidate", "model": {"implementation": "XGBOOST_SERVER"}}]},
+     "seldon-rollout:candidates[0].model.modelUri: must be a non-empty string"),
+    ({"prometheusUrl": "prometheus:9090"}, "seldon-rollout:prometheusUrl: must start with http://"),
+    ({"load": {"enabled": True, "rewardQps": [1]}}, "seldon-rollout:load.rewardQps: needs one positive number per version"),
+])
+def test_bad_config_is_a_clear_error_not_a_traceback(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any],
+                                                     says: str) -> None:
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(monkeypatch, RUNNING, config)
+    assert says in str(err.value)
