@@ -1,0 +1,64 @@
+"""`python -m rollout describe|assert|plot`: read an experiment record, from a file or stdin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rollout.describe import RecordError, describe, experiment_record, unmet
+
+
+def _load(path: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as err:
+        raise RecordError(f"cannot read {path}: {err.strerror}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as err:
+        raise RecordError(f"{'stdin' if path == '-' else path} is not JSON: {err}") from None
+    return experiment_record(document)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rollout", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("describe", "print the status report"), ("assert", "exit 1 unless conditions hold"),
+                       ("plot", "write a PNG of weights and metrics per iteration")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("-f", "--file", default="-", help="experiment record (JSON); '-' for stdin (default)")
+        if name == "assert":
+            p.add_argument("--completed", action="store_true", help="the experiment is Completed")
+            p.add_argument("--winner-found", action="store_true", help="a winner was found")
+        if name == "plot":
+            p.add_argument("-o", "--output", default="build/experiment.png", help="PNG to write")
+    args = parser.parse_args(argv)
+    try:
+        record = _load(args.file)
+    except RecordError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.command == "describe":
+        sys.stdout.write(describe(record))
+        return 0
+    if args.command == "plot":
+        from rollout.plot import plot_history
+
+        print(plot_history(record, Path(args.output)))
+        return 0
+    if not (args.completed or args.winner_found):
+        print("error: give at least one condition (--completed, --winner-found)", file=sys.stderr)
+        return 2
+    problems = unmet(record, args.completed, args.winner_found)
+    for problem in problems:
+        print(f"assertion failed: {problem}", file=sys.stderr)
+    if not problems:
+        print("all conditions met")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
