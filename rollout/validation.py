@@ -19,6 +19,7 @@ from rollout.spec import (
     DeploymentPattern,
     Direction,
     ExperimentSpec,
+    Exposure,
     Metric,
     Objective,
     Reward,
@@ -167,8 +168,7 @@ def _version(r: _Reader, where: str, data: Mapping[str, Any]) -> Version:
         if not isinstance(value, str) or not VARIABLE_VALUE.fullmatch(value):
             r.fail(f"{where}.variables.{key}",
                    f"must match [A-Za-z0-9_.:/-]+ (it is pasted into PromQL), got {value!r}")
-            continue
-        pairs.append((str(key), value))
+        pairs.append((str(key), str(value)))  # kept so it is not also reported as missing
     return Version(name=name, variables=tuple(pairs))
 
 
@@ -201,6 +201,7 @@ def _sequential(r: _Reader, data: Any) -> SequentialSettings:
         alpha=alpha if alpha is not None else 0.05,
         min_samples=r.integer(data, "minSamples", "sequential.minSamples", 30, 1),
         exploration_floor=r.integer(data, "explorationFloor", "sequential.explorationFloor", 5, 0, 20),
+        exposure=r.choice(data, "exposure", "sequential.exposure", Exposure, Exposure.TIME),
     )
 
 
@@ -287,6 +288,9 @@ def parse_experiment(data: Mapping[str, Any]) -> ExperimentSpec:
     )
     if versions and metrics:
         _check_references(r, spec)
+    if (spec.algorithm is Algorithm.SEQUENTIAL and spec.sequential.exposure is Exposure.REQUESTS
+            and not spec.request_count):
+        r.fail("sequential.exposure", "'requests' needs requestCount (the metric counting requests)")
     if r.problems:
         raise SpecError(r.problems)
     return spec

@@ -1,0 +1,135 @@
+"""The Experiment provider through the SDK's real provider host, spoken to over gRPC as the engine does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from pulumi.runtime import proto
+
+from tests.fixtures.live import LivePrometheus
+from tests.fixtures.provider_host import ProviderHost
+from tests.rollout.factories import seed_experiment
+
+DIFF_NONE, DIFF_SOME = proto.DiffResponse.DIFF_NONE, proto.DiffResponse.DIFF_SOME
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[ProviderHost]:
+    h = ProviderHost()
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def inputs(url: str = "http://127.0.0.1:9", **overrides: Any) -> dict[str, Any]:
+    return {"experiment": seed_experiment(**overrides), "prometheus": {"url": url, "timeoutSeconds": 5}}
+
+
+def test_check_reports_every_problem_by_field(host: ProviderHost) -> None:
+    bad = inputs(intervalSeconds=0, maxCandidateWeight=150,
+                 objectives=[{"metric": "p99", "upperLimit": "soon"}])
+    bad["experiment"]["versions"][1]["variables"]["ns"] = "x'}or vector(1)"
+    bad["experiment"]["versions"][1]["name"] = "iris-v1"
+    bad["experiment"]["metrics"][0]["jqExpression"] = ".data["
+    bad["prometheus"] = {"url": "prometheus:9090", "timeoutSeconds": 0}
+    _, failures = host.check(bad)
+    fields = {field for field, _ in failures}
+    assert fields == {
+        "experiment.intervalSeconds", "experiment.maxCandidateWeight", "experiment.objectives[0].metric",
+        "experiment.objectives[0].upperLimit", "experiment.versions[1].variables.ns", "experiment.versions[1].name",
+        "experiment.metrics[0].jqExpression", "prometheus.url", "prometheus.timeoutSeconds"}
+    assert all(reason for _, reason in failures)
+
+
+def test_check_accepts_the_seed(host: ProviderHost) -> None:
+    checked, failures = host.check(inputs())
+    assert failures == []
+    assert checked["experiment"]["name"] == "quickstart-exp"
+
+
+def test_create_starts_at_100_percent_baseline_and_diff_waits_for_the_interval(host: ProviderHost) -> None:
+    before = time.time()
+    id_, outs = host.create(inputs())
+    assert id_ == "quickstart-exp"
+    assert (outs["stage"], int(outs["iteration"])) == ("Running", 0)
+    assert {k: int(v) for k, v in outs["weights"].items()} == {"iris-v1": 100, "iris-v2": 0}
+    assert before <= outs["startedAt"] <= time.time()
+    assert outs.get("winner") is None  # None values are not sent over the wire
+    # Inside the interval: nothing to do, so `pulumi up` reports no change.
+    assert host.diff(id_, outs, inputs()).changes == DIFF_NONE
+    # Once the interval has passed (the state says the last iteration was 10 s ago): an update.
+    aged = {**outs, "lastIterationAt": time.time() - 10}
+    assert host.diff(id_, aged, inputs()).changes == DIFF_SOME
+    # Changed inputs are a change at once; a changed set of versions restarts the experiment.
+    assert host.diff(id_, outs, inputs(iterationsPerLoop=12)).changes == DIFF_SOME
+    renamed = inputs()
+    renamed["experiment"]["versions"][1]["name"] = "iris-v3"
+    reply = host.diff(id_, outs, renamed)
+    assert (reply.changes, list(reply.replaces)) == (DIFF_SOME, ["experiment"])
+
+
+def test_finished_experiment_never_changes_again(host: ProviderHost) -> None:
+    _, outs = host.create(inputs())
+    done = {**outs, "stage": "Completed", "lastIterationAt": time.time() - 3600}
+    assert host.diff("quickstart-exp", done, inputs()).changes == DIFF_NONE
+
+
+def test_update_over_a_real_prometheus_runs_one_iteration(host: ProviderHost, live_prometheus: LivePrometheus) -> None:
+    news = inputs(live_prometheus.url)
+    id_, outs = host.create(news)
+    aged = {**outs, "startedAt": time.time() - 30, "lastIterationAt": time.time() - 10}
+    updated = host.update(id_, aged, news)
+    assert updated["messages"][0].startswith("Iteration 1: winner iris-v2"), updated["messages"]
+    assert int(updated["iteration"]) == 1
+    assert {k: int(v) for k, v in updated["weights"].items()} == {"iris-v1": 90, "iris-v2": 10}
+    values = updated["values"]
+    assert values["user-engagement"]["iris-v2"]["value"] > values["user-engagement"]["iris-v1"]["value"] > 0
+    assert 15 < values["mean-latency"]["iris-v1"]["value"] < 25  # 20 ms, in milliseconds
+    assert values["error-rate"]["iris-v1"]["value"] == 0
+    assert updated["assessments"]["iris-v2"] == {"mean-latency <= 2000": True,
+                                                 "95th-percentile-tail-latency <= 5000": True,
+                                                 "error-rate <= 0.01": True}
+    assert len(updated["history"]) == 1
+    # Right after it, the next `pulumi up` has nothing to do.
+    assert host.diff(id_, updated, news).changes == DIFF_NONE
+
+
+def test_update_inside_the_interval_changes_nothing_but_the_inputs(host: ProviderHost,
+                                                                   live_prometheus: LivePrometheus) -> None:
+    news = inputs(live_prometheus.url)
+    id_, outs = host.create(news)
+    updated = host.update(id_, outs, inputs(live_prometheus.url, iterationsPerLoop=12))
+    assert int(updated["iteration"]) == 0
+    assert updated["spec"]["iterationsPerLoop"] == 12
+    assert updated["history"] == []
+
+
+def test_update_with_prometheus_unreachable_holds_and_says_why(host: ProviderHost) -> None:
+    news = inputs("http://127.0.0.1:9")  # discard port: connection refused
+    id_, outs = host.create(news)
+    aged = {**outs, "lastIterationAt": time.time() - 10}
+    updated = host.update(id_, aged, news)
+    assert {k: int(v) for k, v in updated["weights"].items()} == {"iris-v1": 100, "iris-v2": 0}
+    assert int(updated["iteration"]) == 0
+    assert int(updated["consecutiveErrors"]) == 1
+    assert "Held weights (1/4 before rollback)" in updated["messages"][0]
+    assert "cannot reach" in updated["messages"][0]
+
+
+def test_secret_credentials_never_reach_the_outputs(host: ProviderHost, live_prometheus: LivePrometheus) -> None:
+    news = {**inputs(live_prometheus.url), "prometheusAuth": {"token": "tok-123", "username": "", "password": ""}}
+    id_, outs = host.create(news)
+    aged = {**outs, "startedAt": time.time() - 30, "lastIterationAt": time.time() - 10}
+    updated = host.update(id_, aged, news)
+    assert int(updated["iteration"]) == 1
+    assert "tok-123" not in repr(outs) + repr(updated)
+
+
+def test_a_provider_bug_is_reported_as_an_error_not_a_hang(host: ProviderHost) -> None:
+    with pytest.raises(grpc.RpcError):
+        host.update("quickstart-exp", {"stage": "Exploded"}, inputs())
