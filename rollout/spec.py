@@ -96,6 +96,15 @@ class Version:
         return dict(self.variables)
 
 
+class Exposure(StrEnum):
+    """What a count reward's events are exposed to (the `sequential` algorithm's rate test)."""
+
+    TIME = "time"
+    """The reward load is fixed whatever the weights (the seed's fortio feedback jobs): equal exposure."""
+    REQUESTS = "requests"
+    """Reward events follow the traffic a version serves: exposure is its `requestCount`."""
+
+
 @dataclass(frozen=True)
 class SequentialSettings:
     """Settings of the `sequential` algorithm (ignored by `iter8-v2`)."""
@@ -106,6 +115,8 @@ class SequentialSettings:
     """Reward events per version before any promotion."""
     exploration_floor: int = 5
     """Weight (percent) every version keeps while the experiment runs."""
+    exposure: Exposure = Exposure.TIME
+    """What count-reward events are compared per: elapsed time (same for every version) or requests."""
 
 
 @dataclass(frozen=True)
