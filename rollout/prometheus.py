@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import requests.adapters
 
 QUERY_PATH = "/api/v1/query"
 
@@ -56,11 +57,28 @@ class PrometheusClient:
     """Instant queries against one Prometheus."""
 
     def __init__(self, settings: PrometheusSettings, credentials: Credentials | None = None,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, pool_size: int = 16) -> None:
         self.settings = settings
-        self.session = session or requests.Session()
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self.session = session
         if credentials:
             credentials.apply(self.session)
+
+    def close(self) -> None:
+        """Close the session this client opened (a session passed in belongs to the caller)."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> PrometheusClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def query(self, promql: str, at: float) -> dict[str, Any]:
         """The decoded JSON body of a successful instant query evaluated at unix time `at`."""

@@ -143,9 +143,9 @@ class ExperimentProvider(ResourceProvider):
         state = ExperimentState.from_outputs(olds)
         now = time.time()
         if is_due(spec, state, now):
-            client = PrometheusClient(prometheus_settings(news["prometheus"]),
-                                      _credentials(news.get("prometheusAuth")))
-            snapshot = collect_snapshot(spec, client, state.started_at, now)
+            with PrometheusClient(prometheus_settings(news["prometheus"]),
+                                  _credentials(news.get("prometheusAuth"))) as client:
+                snapshot = collect_snapshot(spec, client, state.started_at, now)
             state = iterate(spec, snapshot, state, now)
         return UpdateResult(outs=_outputs(news["experiment"], news["prometheus"], spec, state))
 
