@@ -5,7 +5,10 @@ VENV ?= venv
 VPY := $(VENV)/bin/python
 export SELDON_ROLLOUT_CACHE ?= $(HOME)/.cache/seldon-rollout
 
-.PHONY: venv test check lint typecheck bench
+.PHONY: deps venv setup test check lint typecheck bench
+
+deps:
+	scripts/install-deps
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -13,8 +16,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-test: venv
-	scripts/run-tests
+# Everything the tests need on a fresh machine: system packages, the venv, the built toolchain.
+setup: deps venv toolchain
+
+test: setup
+	SELDON_ROLLOUT_REQUIRE_TOOLCHAIN=1 scripts/run-tests
 
 lint: venv
 	$(VENV)/bin/ruff check .
