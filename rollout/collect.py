@@ -45,11 +45,18 @@ def classify(body: dict[str, Any], jq_expression: str) -> Outcome:
     return Observed(float(value))
 
 
+VERSION_LABEL = "rollout_version"
+"""Label the batched query adds to tell the versions' series apart (its value: the version's index)."""
+
+
+def _render(metric: Metric, version: Version, elapsed: int) -> str:
+    return render(metric.query, {**version.variable_map(), ELAPSED_TIME: str(elapsed)})
+
+
 def _query_one(client: PrometheusClient, metric: Metric, version: Version, elapsed: int,
                now: float) -> Outcome:
-    variables = {**version.variable_map(), ELAPSED_TIME: str(elapsed)}
     try:
-        promql = render(metric.query, variables)
+        promql = _render(metric, version, elapsed)
     except TemplateError as err:
         return Failed(f"template: {err}")
     try:
@@ -59,12 +66,59 @@ def _query_one(client: PrometheusClient, metric: Metric, version: Version, elaps
     return classify(body, metric.jq_expression)
 
 
+def batched_query(queries: list[str]) -> str:
+    """One PromQL for several versions: each version's result tagged with its index.
+
+    >>> batched_query(["a", "b"])
+    'label_replace((a), "rollout_version", "0", "", "") or label_replace((b), "rollout_version", "1", "", "")'
+    """
+    return " or ".join(f'label_replace(({q}), "{VERSION_LABEL}", "{i}", "", "")' for i, q in enumerate(queries))
+
+
+def _split(body: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """The batched answer as one body per version, each with only that version's series."""
+    data = body.get("data") or {}
+    per: list[list[Any]] = [[] for _ in range(count)]
+    for series in data.get("result") or []:
+        labels = dict(series.get("metric") or {})
+        index = labels.pop(VERSION_LABEL, None)
+        if index is not None and index.isdigit() and int(index) < count:
+            per[int(index)].append({**series, "metric": labels})
+    return [{**body, "data": {**data, "result": result}} for result in per]
+
+
+def _query_metric(client: PrometheusClient, metric: Metric, versions: tuple[Version, ...], elapsed: int,
+                  now: float) -> list[Outcome]:
+    """Every version's outcome for one metric, in one request when the query allows it.
+
+    A query whose result is not an instant vector cannot be batched (Prometheus answers `bad_data`):
+    then each version is queried on its own.
+    """
+    try:
+        queries = [_render(metric, v, elapsed) for v in versions]
+    except TemplateError as err:
+        return [Failed(f"template: {err}")] * len(versions)
+    if len(versions) == 1:
+        return [_query_one(client, metric, versions[0], elapsed, now)]
+    try:
+        body = client.query(batched_query(queries), now)
+    except BackendError as err:
+        if err.error_type == "bad_data":
+            return [_query_one(client, metric, v, elapsed, now) for v in versions]
+        return [Failed(str(err))] * len(versions)
+    return [classify(part, metric.jq_expression) for part in _split(body, len(versions))]
+
+
 def collect_snapshot(spec: ExperimentSpec, client: PrometheusClient, started_at: float,
                      now: float, metric_names: tuple[str, ...] | None = None) -> Snapshot:
-    """Query `metric_names` (default: every metric) for every version, at time `now`."""
+    """Query `metric_names` (default: every metric) for every version, at time `now`.
+
+    One request per metric (all versions batched), the metrics' requests issued concurrently.
+    """
     names = metric_names if metric_names is not None else tuple(m.name for m in spec.metrics)
     elapsed = elapsed_seconds(started_at, now)
-    jobs = [(spec.metric(n), v) for n in names for v in spec.versions]
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(jobs)))) as pool:
-        futures = [pool.submit(_query_one, client, m, v, elapsed, now) for m, v in jobs]
-        return {(m.name, v.name): f.result() for (m, v), f in zip(jobs, futures, strict=True)}
+    metrics = [spec.metric(n) for n in names]
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(metrics)))) as pool:
+        futures = [pool.submit(_query_metric, client, m, spec.versions, elapsed, now) for m in metrics]
+        return {(m.name, v.name): outcome for m, f in zip(metrics, futures, strict=True)
+                for v, outcome in zip(spec.versions, f.result(), strict=True)}

@@ -14,6 +14,11 @@ QUERY_PATH = "/api/v1/query"
 class BackendError(RuntimeError):
     """Prometheus did not give a usable answer (HTTP error, timeout, non-JSON, `status: error`)."""
 
+    def __init__(self, message: str, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        """Prometheus's `errorType` when it answered `status: error` (e.g. `bad_data`)."""
+
 
 @dataclass(frozen=True, repr=False)
 class Credentials:
@@ -102,7 +107,8 @@ class PrometheusClient:
             raise BackendError(f"HTTP {response.status_code}, body is not a JSON object")
         if body.get("status") != "success":
             detail = body.get("error") or body.get("errorType") or "no detail"
-            raise BackendError(f"HTTP {response.status_code}, status {body.get('status')!r}: {detail}")
+            raise BackendError(f"HTTP {response.status_code}, status {body.get('status')!r}: {detail}",
+                               error_type=str(body.get("errorType") or "") or None)
         if response.status_code != 200:
             raise BackendError(f"HTTP {response.status_code}")
         return body

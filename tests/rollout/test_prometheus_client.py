@@ -76,7 +76,8 @@ def handler_for(stub: Stub) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             params = parse_qs(urlsplit(self.path).query)
-            match = re.match(r"case_(\w+)", params.get("query", [""])[0])
+            query = params.get("query", [""])[0]
+            match = re.search(r"case_(\w+)", query)
             case = match.group(1) if match else "ok"
             with stub.flight:
                 stub.requests.append({"case": case, "params": params, "headers": dict(self.headers)})
@@ -85,6 +86,13 @@ def handler_for(stub: Stub) -> type[BaseHTTPRequestHandler]:
             if case == "concurrent":
                 self.overlap()
             status, body = CASES.get(case, CASES["ok"])
+            batched = re.findall(r'"rollout_version", "(\d+)"', query)
+            if batched and status == 200 and body.startswith("{"):  # one copy of the series per version
+                answer = json.loads(body)
+                if isinstance(answer.get("data"), dict):
+                    answer["data"]["result"] = [{**r, "metric": {**r["metric"], "rollout_version": i}}
+                                                for i in batched for r in answer["data"]["result"]]
+                body = json.dumps(answer)
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -294,6 +302,35 @@ def test_one_iteration_queries_concurrently(stub: Stub, session: requests.Sessio
     before = len(stub.seen("concurrent"))
     client = PrometheusClient(PrometheusSettings(url=stub.url), session=session)
     snap = collect_snapshot(spec, client, started_at=NOW - 60, now=NOW)
-    assert len(stub.seen("concurrent")) - before == 12
+    assert len(stub.seen("concurrent")) - before == 6  # one request per metric, both versions in it
+    assert len(snap) == 12
     assert all(outcome == Observed(42.5) for outcome in snap.values())
     assert stub.max_in_flight > 1, f"at most {stub.max_in_flight} query in flight: the iteration ran them one by one"
+
+
+def test_versions_of_one_metric_share_one_request_and_keep_their_own_values(stub: Stub, session: requests.Session) -> None:
+    spec = parse_experiment({
+        "name": "batch", "testingPattern": "Canary", "metrics": [{"name": "m", "query": 'case_ok{ns="$ns"}'}],
+        "versions": [{"name": n, "variables": {"ns": f"ns-{n}"}} for n in ("baseline", "candidate")],
+    })
+    before = len(stub.seen("ok"))
+    client = PrometheusClient(PrometheusSettings(url=stub.url), session=session)
+    snap = collect_snapshot(spec, client, started_at=NOW - 60, now=NOW)
+    (request,) = stub.seen("ok")[before:]
+    assert request["params"]["query"] == [
+        'label_replace((case_ok{ns="ns-baseline"}), "rollout_version", "0", "", "")'
+        ' or label_replace((case_ok{ns="ns-candidate"}), "rollout_version", "1", "", "")']
+    assert snap == {("m", "baseline"): Observed(42.5), ("m", "candidate"): Observed(42.5)}
+
+
+def test_a_query_that_cannot_be_batched_is_asked_per_version(stub: Stub, session: requests.Session) -> None:
+    spec = parse_experiment({
+        "name": "batch", "testingPattern": "Canary", "metrics": [{"name": "m", "query": 'case_status_error{ns="$ns"}'}],
+        "versions": [{"name": n, "variables": {"ns": f"ns-{n}"}} for n in ("baseline", "candidate")],
+    })
+    before = len(stub.seen("status_error"))
+    client = PrometheusClient(PrometheusSettings(url=stub.url), session=session)
+    snap = collect_snapshot(spec, client, started_at=NOW - 60, now=NOW)
+    queries = [r["params"]["query"][0] for r in stub.seen("status_error")[before:]]
+    assert queries[1:] == ['case_status_error{ns="ns-baseline"}', 'case_status_error{ns="ns-candidate"}']
+    assert all(isinstance(o, Failed) and "parse error at 3" in o.reason for o in snap.values())
