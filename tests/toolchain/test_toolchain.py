@@ -1,0 +1,134 @@
+"""The built toolchain answers, and the engine works offline with the built Kubernetes provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import language_pb2_grpc
+
+from tests.toolchain.plugin import (
+    BIN,
+    CACHE,
+    KUBERNETES_PROVIDER_VERSION,
+    KUBERNETES_VERSION,
+    PULUMI_VERSION,
+    REPO,
+    SCRIPTS,
+    LocalCluster,
+    PulumiCli,
+    run,
+)
+
+VENV = REPO / "venv"
+
+
+def test_pulumi_version(pulumi_cli: PulumiCli, tmp_path: Path) -> None:
+    out = pulumi_cli.run("version", cwd=tmp_path).stdout.strip()
+    assert out == PULUMI_VERSION
+
+
+def test_warm_toolchain_is_quick(toolchain_bin: Path) -> None:
+    start = time.monotonic()
+    proc = run([SCRIPTS / "toolchain"], env={**os.environ, "SELDON_ROLLOUT_CACHE": str(CACHE)})
+    elapsed = time.monotonic() - start
+    assert proc.stdout.count("up to date") == 5, proc.stdout
+    assert elapsed < 10, f"a warm `scripts/toolchain` took {elapsed:.1f}s"
+
+
+def test_language_host_answers_over_grpc(pulumi_cli: PulumiCli) -> None:
+    assert run([BIN / "pulumi-language-python", "--version"]).stdout.strip() == PULUMI_VERSION
+    host = subprocess.Popen(
+        [BIN / "pulumi-language-python"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert host.stdout is not None
+        port = int(host.stdout.readline().strip())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = language_pb2_grpc.LanguageRuntimeStub(channel)
+            info = stub.GetPluginInfo(empty_pb2.Empty(), timeout=10)
+        assert info.version == PULUMI_VERSION
+    finally:
+        host.terminate()
+        host.communicate(timeout=10)
+
+
+def test_kubernetes_provider_answers(pulumi_cli: PulumiCli, tmp_path: Path) -> None:
+    schema = json.loads(
+        pulumi_cli.run("package", "get-schema", str(BIN / "pulumi-resource-kubernetes"), cwd=tmp_path).stdout
+    )
+    assert schema["name"] == "kubernetes"
+    assert schema["version"] == KUBERNETES_PROVIDER_VERSION
+
+
+def test_api_server_reports_its_version(local_cluster: LocalCluster) -> None:
+    version = json.loads(local_cluster.kubectl("version", "-o", "json").stdout)
+    assert version["serverVersion"]["gitVersion"] == KUBERNETES_VERSION
+
+
+def test_cluster_up_again_is_a_no_op(local_cluster: LocalCluster) -> None:
+    pids = {name: (local_cluster.dir / f"{name}.pid").read_text() for name in ("etcd", "kube-apiserver")}
+    out = run([SCRIPTS / "cluster", "up"], env=local_cluster.env()).stdout
+    assert "already up" in out
+    assert pids == {name: (local_cluster.dir / f"{name}.pid").read_text() for name in pids}
+
+
+PROGRAM = """\
+import pulumi
+import pulumi_kubernetes as k8s
+
+config = pulumi.Config()
+provider = k8s.Provider("local", kubeconfig=open(config.require("kubeconfigPath")).read())
+cm = k8s.core.v1.ConfigMap(
+    "probe",
+    metadata={"name": "toolchain-probe", "namespace": "default"},
+    data={"greeting": config.require("greeting")},
+    opts=pulumi.ResourceOptions(provider=provider),
+)
+pulumi.export("name", cm.metadata["name"])
+"""
+
+
+def test_pulumi_up_offline_against_local_cluster(
+    local_cluster: LocalCluster, pulumi_cli: PulumiCli, tmp_path: Path
+) -> None:
+    project = tmp_path / "probe"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text(
+        "name: toolchain-probe\n"
+        "runtime:\n"
+        "  name: python\n"
+        "  options:\n"
+        f"    virtualenv: {VENV}\n"
+    )
+    (project / "__main__.py").write_text(PROGRAM)
+    stack = "probe"
+    pulumi_cli.run("stack", "init", stack, cwd=project)
+    pulumi_cli.run("config", "set", "kubeconfigPath", str(local_cluster.kubeconfig), cwd=project, stack=stack)
+    pulumi_cli.run("config", "set", "greeting", "hello", cwd=project, stack=stack)
+
+    up = pulumi_cli.run("up", "--yes", "--skip-preview", cwd=project, stack=stack)
+    assert "downloading" not in (up.stdout + up.stderr).lower()
+    data = json.loads(local_cluster.kubectl("get", "configmap", "toolchain-probe", "-n", "default", "-o", "json").stdout)
+    assert data["data"] == {"greeting": "hello"}
+    assert pulumi_cli.run("stack", "output", "name", cwd=project, stack=stack).stdout.strip() == "toolchain-probe"
+
+    # The provider that ran is the built one (version 4.25.0), and no plugin was downloaded.
+    state = json.loads(pulumi_cli.run("stack", "export", cwd=project, stack=stack).stdout)
+    providers = [r for r in state["deployment"]["resources"] if r["type"] == "pulumi:providers:kubernetes"]
+    assert providers
+    assert {p["inputs"].get("version") for p in providers} == {KUBERNETES_PROVIDER_VERSION}
+    plugins_dir = pulumi_cli.home_dir / "plugins"
+    assert not plugins_dir.exists() or not any(plugins_dir.iterdir())
+
+    again = pulumi_cli.run("preview", "--diff", cwd=project, stack=stack)
+    assert "to update" not in again.stdout and "to create" not in again.stdout, again.stdout
+
+    pulumi_cli.run("destroy", "--yes", "--skip-preview", cwd=project, stack=stack)
+    gone = local_cluster.kubectl("get", "configmap", "toolchain-probe", "-n", "default", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
