@@ -1,0 +1,89 @@
+"""`DataPlane`: trains the models, serves HTTP, keeps in step with the cluster, runs the loads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from localenv.cluster import ClusterSource
+from localenv.executor import Executors
+from localenv.faults import Faults
+from localenv.gateway import Gateway
+from localenv.load import Loads
+from localenv.metrics import ExecutorMetrics
+from localenv.models import Model, train_models
+from localenv.server import DataPlaneHTTPServer, Handlers
+from localenv.sync import Sync
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_SECONDS = 0.5
+
+
+class DataPlane:
+    """Usable as a context manager: `with DataPlane(source) as plane: requests.post(plane.url + ...)`."""
+
+    def __init__(self, source: ClusterSource, host: str = "127.0.0.1", port: int = 0,
+                 poll_seconds: float = DEFAULT_POLL_SECONDS, models: Mapping[str, Model] | None = None) -> None:
+        self.models = models if models is not None else train_models()
+        self.metrics = ExecutorMetrics()
+        self.faults = Faults()
+        self.executors = Executors(self.models, self.metrics, self.faults)
+        self.gateway = Gateway(self.executors)
+        self.loads = Loads()
+        self.sync = Sync(source, self.gateway, self.executors, self.loads, poll_seconds)
+        handlers = Handlers(self.gateway, self.executors, self.metrics, self.faults, self.status)
+        self._http = DataPlaneHTTPServer((host, port), handlers)
+        self._threads: list[threading.Thread] = []
+        self._started_at = time.time()
+
+    @property
+    def url(self) -> str:
+        host, port = self._http.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> DataPlane:
+        """Sync once (so the first request already sees the cluster), then serve and poll."""
+        self.sync.run_once()
+        self._threads = [threading.Thread(target=self._http.serve_forever, args=(0.1,), name="http", daemon=True),
+                         threading.Thread(target=self.sync.run, name="sync", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling and the loads, then the HTTP server."""
+        self.sync.stop()
+        self.loads.stop_all(timeout)
+        self._http.shutdown()
+        self._http.server_close()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def __enter__(self) -> DataPlane:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def status(self) -> dict[str, Any]:
+        table = self.gateway.table()
+        return {
+            "url": self.url,
+            "startedAt": self._started_at,
+            "syncPasses": self.sync.passes,
+            "syncError": self.sync.last_error,
+            "routes": None if table is None else {
+                "hosts": list(table.hosts),
+                "destinations": [{"host": d.host, "namespace": d.namespace, "weight": d.weight,
+                                  "responseHeaders": dict(d.response_headers)} for d in table.destinations]},
+            "served": [{"namespace": m.namespace, "deployment": m.deployment, "predictor": m.predictor,
+                        "implementation": m.implementation, "modelUri": m.model_uri}
+                       for m in self.executors.served().values()],
+            "routed": self.gateway.routed(),
+            "loads": self.loads.stats(),
+            "faults": {ns: f.to_json() for ns, f in self.faults.snapshot().items()},
+        }

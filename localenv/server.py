@@ -1,0 +1,139 @@
+"""The HTTP front: Seldon's REST paths, the gateway, `/metrics` and the admin API, on one port.
+
+| method and path | what |
+|---|---|
+| POST /api/v1.0/predictions | through the gateway: routed by the VirtualService for the `Host` header |
+| POST /seldon/<ns>/<deployment>/api/v1.0/predictions | straight to that executor (no routing) |
+| POST /seldon/<ns>/<deployment>/api/v1.0/feedback | feedback to that executor |
+| GET /metrics | the executor histograms, Prometheus text format |
+| GET /healthz | `ok` |
+| GET /admin/status | routes, served models, predictions routed per destination, loads, faults |
+| GET, POST, DELETE /admin/faults | read, set (per namespace; null clears one), clear all |
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from localenv.executor import Executors, Reply, failure
+from localenv.faults import BadFaults, Faults, parse_faults
+from localenv.gateway import Gateway
+from localenv.metrics import CONTENT_TYPE, ExecutorMetrics
+
+log = logging.getLogger(__name__)
+
+SELDON_PATH = re.compile(r"^/seldon/([^/]+)/([^/]+)/api/v1\.0/(predictions|feedback)$")
+GATEWAY_PATH = "/api/v1.0/predictions"
+MAX_BODY = 1 << 20
+
+
+class Handlers:
+    """What the HTTP layer calls; built by `app.DataPlane`."""
+
+    def __init__(self, gateway: Gateway, executors: Executors, metrics: ExecutorMetrics, faults: Faults,
+                 status: Callable[[], dict[str, Any]]) -> None:
+        self.gateway = gateway
+        self.executors = executors
+        self.metrics = metrics
+        self.faults = faults
+        self.status = status
+
+    def post(self, path: str, host: str, body: bytes) -> Reply:
+        if path == GATEWAY_PATH:
+            return self.gateway.predict(host, body)
+        match = SELDON_PATH.match(path)
+        if match:
+            namespace, deployment, service = match.groups()
+            served = self.executors.get(namespace, deployment)
+            if served is None:
+                return failure(503, "NO_HEALTHY_UPSTREAM", f"no SeldonDeployment {namespace}/{deployment}")
+            if service == "feedback":
+                return self.executors.feedback(served, body)
+            return self.executors.predict(served, body)
+        if path == "/admin/faults":
+            return self.set_faults(body)
+        return failure(404, "NOT_FOUND", f"no such path {path}")
+
+    def set_faults(self, body: bytes) -> Reply:
+        try:
+            changes = parse_faults(json.loads(body or b"null"))
+        except (ValueError, BadFaults) as err:
+            return failure(400, "BAD_FAULTS", str(err))
+        self.faults.update(changes)
+        log.info("faults now %s", {ns: f.to_json() for ns, f in self.faults.snapshot().items()} or "none")
+        return self.fault_reply()
+
+    def fault_reply(self) -> Reply:
+        return Reply(200, {ns: f.to_json() for ns, f in self.faults.snapshot().items()})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: DataPlaneHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _reply(self, reply: Reply) -> None:
+        self._send(reply.status, json.dumps(reply.body).encode(), "application/json", reply.headers)
+
+    def _body(self) -> bytes | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self.close_connection = True
+            self._reply(failure(413, "TOO_LARGE", f"body over {MAX_BODY} bytes"))
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def do_GET(self) -> None:
+        handlers = self.server.handlers
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, handlers.metrics.exposition(), CONTENT_TYPE)
+        elif path == "/healthz":
+            self._send(200, b"ok\n", "text/plain")
+        elif path == "/admin/status":
+            self._reply(Reply(200, handlers.status()))
+        elif path == "/admin/faults":
+            self._reply(handlers.fault_reply())
+        else:
+            self._reply(failure(404, "NOT_FOUND", f"no such path {path}"))
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if body is not None:
+            self._reply(self.server.handlers.post(self.path.split("?", 1)[0], self.headers.get("Host", ""), body))
+
+    def do_DELETE(self) -> None:
+        if self.path.split("?", 1)[0] == "/admin/faults":
+            self.server.handlers.faults.clear()
+            log.info("faults cleared")
+            self._reply(self.server.handlers.fault_reply())
+        else:
+            self._reply(failure(404, "NOT_FOUND", f"no such path {self.path}"))
+
+
+class DataPlaneHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handlers: Handlers) -> None:
+        super().__init__(address, _Handler)
+        self.handlers = handlers

@@ -1,0 +1,34 @@
+"""Fixtures of the data plane's tests: the trained models once per session, a plane per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from localenv.app import DataPlane
+from localenv.models import Model, train_models
+from tests.localenv.fakes import FakeCluster
+
+
+@pytest.fixture(scope="session")
+def models() -> dict[str, Model]:
+    return train_models()
+
+
+@pytest.fixture
+def cluster() -> FakeCluster:
+    return FakeCluster()
+
+
+@pytest.fixture
+def plane(cluster: FakeCluster, models: dict[str, Model]) -> Iterator[DataPlane]:
+    with DataPlane(cluster, poll_seconds=0.05, models=models) as started:
+        yield started
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
