@@ -9,6 +9,7 @@ fortio does. Targets must be loopback addresses: the data plane never sends load
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
 import threading
 import time
@@ -82,18 +83,15 @@ class LoadRunner:
 
     def _connection(self, index: int) -> None:
         spec = self.spec
-        period = spec.connections / spec.qps
-        next_at = self._started + index / spec.qps
-        end = self._started + spec.duration_seconds if spec.duration_seconds else None
         headers = dict(spec.headers)
         with requests.Session() as session:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                if end is not None and next_at >= end:
+            for call in itertools.count():
+                offset = (index + call * spec.connections) / spec.qps
+                if spec.duration_seconds is not None and offset >= spec.duration_seconds:
                     return
-                if next_at > now and self._stop.wait(next_at - now):
+                wait = self._started + offset - time.monotonic()
+                if self._stop.wait(wait) if wait > 0 else self._stop.is_set():
                     return
-                next_at += period
                 if not self._take_call():
                     return
                 try:
@@ -138,7 +136,7 @@ class Loads:
 
     def stats(self) -> list[dict[str, object]]:
         with self._lock:
-            return [r.stats() for r in self._runners.values()]
+            return [{"key": key, **r.stats()} for key, r in self._runners.items()]
 
     def stop_all(self, timeout: float) -> None:
         with self._lock:
