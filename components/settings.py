@@ -8,6 +8,7 @@ naming the config key.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ class LoadSettings:
 @dataclass(frozen=True)
 class Settings:
     kubeconfig: str
+    """Path (`~` and `$VARS` expanded) or contents of a kubeconfig; empty = the ambient one."""
     kube_context: str
     render_directory: str
     """When set, manifests are written here instead of applied to a cluster."""
@@ -167,7 +169,7 @@ def load_settings(get: Callable[[str], str | None], defaults: Mapping[str, Any] 
         problems.append(f"{PROJECT}:prometheusUrl: must start with http:// or https://, got {prometheus_url!r}")
 
     settings = Settings(
-        kubeconfig=typed("kubeconfig", str),
+        kubeconfig=os.path.expandvars(os.path.expanduser(typed("kubeconfig", str))),
         kube_context=typed("kubeContext", str),
         render_directory=typed("renderDirectory", str),
         deployment_name=typed("deploymentName", str),

@@ -19,6 +19,9 @@ class Decision:
     winner: WinnerAssessment
     weights: dict[str, int]
     evidence: dict[str, Any] = field(default_factory=dict)
+    final: bool = False
+    """The winner is decided for good (the sequential test crossed its level): the experiment may end
+    as soon as the weights have converged, before `iterationsPerLoop`."""
 
 
 def iter8_v2(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState) -> Decision:

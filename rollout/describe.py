@@ -25,9 +25,15 @@ def experiment_record(document: Any) -> dict[str, Any]:
 def _number(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_number(v)}" for k, v in sorted(value.items())) or "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    return f"{value:.3f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.3g}" if abs(value) >= 1000 or abs(value) < 0.001 else f"{value:.3f}"
+    return f"{value:g}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -122,10 +128,12 @@ def _evidence(evidence: Mapping[str, Any], versions: Sequence[str]) -> list[str]
     lines = []
     rows = []
     for key, value in sorted(evidence.items()):
+        if key == "running":  # the algorithm's own bookkeeping between looks
+            continue
         if isinstance(value, Mapping):
             rows.append([key, *[_number(value.get(v)) for v in versions]])
         else:
-            lines.append(f"{key}: {_number(value) if isinstance(value, (int, float)) else value}")
+            lines.append(f"{key}: {_number(value)}")
     if rows:
         lines.append(table(["Evidence", *versions], rows))
     return lines

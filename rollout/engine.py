@@ -115,10 +115,13 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
     history = _record(state, spec, now, iteration=iteration, held=False, weights=decision.weights,
                       assessments=assessments, winner=winner, evidence=decision.evidence,
                       values=values, reason=decision.winner.reason)
-    if iteration >= spec.total_iterations:
+    converged = decision.final and decision.weights == state.weights
+    if iteration >= spec.total_iterations or converged:
         promoted = winner or spec.baseline.name
         weights = {name: (100 if name == promoted else 0) for name in spec.version_names}
         why = f"winner {winner}" if winner else f"no winner, keeping baseline {promoted}"
+        if converged and iteration < spec.total_iterations:
+            why += ", decided by the sequential test"
         return state.evolve(**base, stage=COMPLETED, iteration=iteration, weights=weights,
                             winner=winner, promoted=promoted, history=history,
                             messages=(f"Completed after {iteration} iterations; promoted {promoted} ({why})",))

@@ -233,7 +233,7 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
         evidence["decided"] = decided
     if rewards.stale:
         evidence["stale"] = rewards.stale
-    return Decision(assessments, winner, weights, evidence)
+    return Decision(assessments, winner, weights, evidence, final=decided is not None)
 
 
 def _winner(spec: ExperimentSpec, better: Mapping[tuple[str, str], float], log_thr: float, out: set[str],

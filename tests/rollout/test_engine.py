@@ -224,3 +224,29 @@ def test_same_inputs_same_state() -> None:
     spec = seed_spec()
     data = snapshot(**{V1: healthy(7.5), V2: healthy(Observed(10).value)})
     assert iterate(spec, data, start(spec, 0.0), 10.0) == iterate(spec, data, start(spec, 0.0), 10.0)
+
+
+def test_sequential_experiment_ends_once_decided_and_converged() -> None:
+    spec = seed_spec(algorithm="sequential", iterationsPerLoop=200)
+
+    def data(i: int, _: ExperimentState) -> Snapshot:
+        t = 10.0 * (i + 1)
+        base, cand = healthy(round(0.7 * t)), healthy(round(1.0 * t))
+        for outcomes in (base, cand):
+            outcomes["request-count"] = Observed(5.0 * t)
+        return snapshot(**{V1: base, V2: cand})
+
+    trajectory, state = run(spec, data, 200)
+    assert state.stage == COMPLETED
+    assert state.promoted == V2
+    assert state.iteration < 200
+    assert "decided by the sequential test" in state.messages[0]
+    assert state.history[-1]["weights"] == state.history[-2]["weights"]  # ended once the weights stopped moving
+    assert state.history[-1]["weights"][V2] > 50
+    assert all(sum(w.values()) == 100 for w in trajectory)
+    from rollout.describe import describe
+
+    text = describe({**state.to_outputs(), "spec": seed_experiment(algorithm="sequential")})
+    assert "****** Evidence ******" in text
+    assert "probabilityBest" in text
+    assert "running" not in text
