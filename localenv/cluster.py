@@ -51,7 +51,7 @@ class ApiServerSource:
         self._server = credentials.server
         self._timeout = timeout_seconds
         self._session = session or requests.Session()
-        self._session.verify = credentials.verify
+        self._verify = credentials.verify
         if credentials.cert:
             self._session.cert = credentials.cert
         if credentials.token:
@@ -63,7 +63,8 @@ class ApiServerSource:
     def _get(self, path: str) -> Obj | None:
         """The JSON body at `path`, or None on 404 (no such object, or the CRD is not installed)."""
         try:
-            response = self._session.get(self._server + path, timeout=self._timeout)
+            # verify per request: a session's verify loses to REQUESTS_CA_BUNDLE in the environment.
+            response = self._session.get(self._server + path, timeout=self._timeout, verify=self._verify)
         except requests.RequestException as err:
             raise ClusterUnavailable(f"GET {path}: {err}") from err
         if response.status_code == 404:

@@ -1,4 +1,8 @@
-"""Fixtures of the data plane's tests: the trained models once per session, a plane per test."""
+"""Fixtures of the data plane's tests: the trained models once per session, a plane per test.
+
+The toolchain plugin (`local_cluster`) is registered here too, for the one test against a real API
+server; it skips that test when the toolchain has not been built.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,10 @@ import requests
 from localenv.app import DataPlane
 from localenv.models import Model, train_models
 from tests.localenv.fakes import FakeCluster
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.import_plugin("tests.toolchain.plugin")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from localenv.cluster import ApiServerSource, ClusterUnavailable, ManifestSource
@@ -169,3 +170,21 @@ def test_manifest_source_reads_a_directory_of_yaml(tmp_path: Path) -> None:
         source.jobs()
     with pytest.raises(ClusterUnavailable, match="not a directory"):
         ManifestSource(tmp_path / "missing").jobs()
+
+
+def test_the_kubeconfigs_ca_wins_over_requests_ca_bundle(apiserver: StubApiServer,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests lets REQUESTS_CA_BUNDLE override a session's `verify`; the source passes it per request."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
+    seen: list[object] = []
+
+    class Recording(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            seen.append(kwargs.get("verify"))
+            return super().request(*args, **kwargs)
+
+    source = ApiServerSource(Credentials(apiserver.url, verify="/the/kubeconfig/ca.crt", token=TOKEN),
+                             session=Recording())
+    assert len(source.jobs()) == 3
+    assert seen == ["/the/kubeconfig/ca.crt"]
+    source.close()

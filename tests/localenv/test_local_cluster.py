@@ -1,0 +1,103 @@
+"""The data plane against a real local API server: objects applied with kubectl drive it.
+
+Needs the toolchain's etcd and kube-apiserver (`make cluster-up` builds them); skipped without.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from components.load import LoadJob
+from tests.localenv.fakes import SKLEARN, XGBOOST, job, routing_rule, seldon_deployment
+from tests.localenv.helpers import predict, wait_for
+from tests.localenv.test_cli import START_TIMEOUT, read_line
+from tests.toolchain.plugin import LocalCluster
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHT_CHANGE_SECONDS = 3.0
+"""How soon a weight change applied with kubectl must reach traffic (the plane polls every 0.5 s)."""
+
+
+def apply(cluster: LocalCluster, *objects: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+@pytest.fixture
+def seed_objects(local_cluster: LocalCluster) -> Iterator[LocalCluster]:
+    apply(local_cluster, namespace("ns-baseline"), namespace("ns-candidate"),
+          seldon_deployment("ns-baseline", SKLEARN), seldon_deployment("ns-candidate", XGBOOST), routing_rule(100, 0))
+    yield local_cluster
+    local_cluster.kubectl("delete", "--ignore-not-found", "--wait=false", "-n", "default",
+                          "job/fortio-requests", "virtualservice/routing-rule", check=False)
+    local_cluster.kubectl("delete", "--ignore-not-found", "--wait=false", "namespace/ns-baseline",
+                          "namespace/ns-candidate", check=False)
+
+
+@pytest.fixture
+def plane_process(seed_objects: LocalCluster, tmp_path: Path) -> Iterator[str]:
+    with open(tmp_path / "localenv.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "localenv", "--kubeconfig", str(seed_objects.kubeconfig),
+                                 "--listen", "127.0.0.1:0"], cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=log)
+        try:
+            yield read_line(proc, START_TIMEOUT).split(": ", 1)[1].strip()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            assert proc.stdout is not None
+            proc.stdout.close()
+    text = (tmp_path / "localenv.log").read_text()
+    assert "Traceback" not in text, text
+
+
+def status(http: requests.Session, url: str) -> dict[str, Any]:
+    body: dict[str, Any] = http.get(f"{url}/admin/status", timeout=10).json()
+    return body
+
+
+def test_kubectl_applied_objects_drive_routing_promotion_and_load(seed_objects: LocalCluster, plane_process: str,
+                                                                  http: requests.Session) -> None:
+    cluster, url = seed_objects, plane_process
+    assert {predict(http, url).headers["version"] for _ in range(5)} == {"iris-v1"}
+
+    cluster.kubectl("patch", "virtualservice", "routing-rule", "-n", "default", "--type", "json", "-p",
+                    json.dumps([{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 0},
+                                {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 100}]))
+    patched = time.monotonic()
+    wait_for(lambda: predict(http, url).headers["version"] == "iris-v2", WEIGHT_CHANGE_SECONDS,
+             "the weight change to reach traffic")
+    assert time.monotonic() - patched < WEIGHT_CHANGE_SECONDS
+
+    apply(cluster, seldon_deployment("ns-baseline", XGBOOST), routing_rule(0, 0, promoted="iris-v2"))
+    wait_for(lambda: predict(http, url).json()["meta"]["requestPath"] == {"classifier": "seldonio/xgboostserver"}
+             and {m["implementation"] for m in status(http, url)["served"]} == {"XGBOOST_SERVER"},
+             10, "the promoted model behind ns-baseline")
+    promoted = predict(http, url)
+    assert promoted.headers["version"] == "iris-v2"
+
+    load = LoadJob("fortio-requests", "/api/v1.0/predictions", 10, {"data": {"ndarray": [[6.8, 2.8, 4.8, 1.4]]}},
+                   600, "iris.example.com")
+    created = job(load, url)
+    del created["metadata"]["uid"]
+    apply(cluster, created)
+    wait_for(lambda: [s for s in status(http, url)["loads"] if s["sent"] >= 5], 20, "the Job's load")
+    routed_before = sum(status(http, url)["routed"].values())
+    cluster.kubectl("delete", "job", "fortio-requests", "-n", "default", "--wait=false")
+    wait_for(lambda: status(http, url)["loads"] == [], 10, "the load to stop with its Job")
+    assert sum(status(http, url)["routed"].values()) > routed_before
