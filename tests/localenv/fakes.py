@@ -19,9 +19,10 @@ SKLEARN = ModelSpec("SKLEARN_SERVER", "gs://seldon-models/v1.12.0-dev/sklearn/ir
 XGBOOST = ModelSpec("XGBOOST_SERVER", "gs://seldon-models/xgboost/iris")
 
 
-def routing_rule(baseline: int, candidate: int, promoted: str | None = None) -> Obj:
+def routing_rule(baseline: int, candidate: int, promoted: str | None = None,
+                 routes: tuple[Route, Route] = (BASELINE, CANDIDATE)) -> Obj:
     """The program's VirtualService, built by the program's own builder."""
-    spec = virtual_service_spec([BASELINE, CANDIDATE], {"iris-v1": baseline, "iris-v2": candidate}, promoted,
+    spec = virtual_service_spec(list(routes), {"iris-v1": baseline, "iris-v2": candidate}, promoted,
                                 "istio-system/seldon-gateway", HOST)
     return {"apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
             "metadata": {"name": "routing-rule", "namespace": "default"}, "spec": spec}

@@ -1,6 +1,9 @@
 """The data plane against a real local API server: objects applied with kubectl drive it.
 
 Needs the toolchain's etcd and kube-apiserver (`make cluster-up` builds them); skipped without.
+The session's cluster is shared with other tests, so the versions live in namespaces of their own,
+which stay behind: a bare API server runs no namespace controller to finish deleting a namespace.
+Everything else this test creates is deleted at the end.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import pytest
 import requests
 
 from components.load import LoadJob
+from components.routing import Route
 from tests.localenv.fakes import SKLEARN, XGBOOST, job, routing_rule, seldon_deployment
 from tests.localenv.helpers import predict, wait_for
 from tests.localenv.test_cli import START_TIMEOUT, read_line
 from tests.toolchain.plugin import LocalCluster
 
 REPO = Path(__file__).resolve().parents[2]
+BASELINE = Route("iris-v1", "localenv-it-baseline", "iris", "default")
+CANDIDATE = Route("iris-v2", "localenv-it-candidate", "iris", "default")
 WEIGHT_CHANGE_SECONDS = 3.0
 """How soon a weight change applied with kubectl must reach traffic (the plane polls every 0.5 s)."""
 
@@ -36,15 +42,20 @@ def namespace(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
+def rule(baseline: int, candidate: int, promoted: str | None = None) -> dict[str, Any]:
+    return routing_rule(baseline, candidate, promoted, routes=(BASELINE, CANDIDATE))
+
+
 @pytest.fixture
 def seed_objects(local_cluster: LocalCluster) -> Iterator[LocalCluster]:
-    apply(local_cluster, namespace("ns-baseline"), namespace("ns-candidate"),
-          seldon_deployment("ns-baseline", SKLEARN), seldon_deployment("ns-candidate", XGBOOST), routing_rule(100, 0))
+    apply(local_cluster, namespace(BASELINE.namespace), namespace(CANDIDATE.namespace),
+          seldon_deployment(BASELINE.namespace, SKLEARN), seldon_deployment(CANDIDATE.namespace, XGBOOST), rule(100, 0))
     yield local_cluster
-    local_cluster.kubectl("delete", "--ignore-not-found", "--wait=false", "-n", "default",
-                          "job/fortio-requests", "virtualservice/routing-rule", check=False)
-    local_cluster.kubectl("delete", "--ignore-not-found", "--wait=false", "namespace/ns-baseline",
-                          "namespace/ns-candidate", check=False)
+    local_cluster.kubectl("delete", "--ignore-not-found", "-n", "default", "job/fortio-requests",
+                          "virtualservice/routing-rule", check=False)
+    for route in (BASELINE, CANDIDATE):
+        local_cluster.kubectl("delete", "--ignore-not-found", "-n", route.namespace, "seldondeployment/iris",
+                              check=False)
 
 
 @pytest.fixture
@@ -84,10 +95,12 @@ def test_kubectl_applied_objects_drive_routing_promotion_and_load(seed_objects: 
              "the weight change to reach traffic")
     assert time.monotonic() - patched < WEIGHT_CHANGE_SECONDS
 
-    apply(cluster, seldon_deployment("ns-baseline", XGBOOST), routing_rule(0, 0, promoted="iris-v2"))
+    apply(cluster, seldon_deployment(BASELINE.namespace, XGBOOST), rule(0, 0, promoted="iris-v2"))
     wait_for(lambda: predict(http, url).json()["meta"]["requestPath"] == {"classifier": "seldonio/xgboostserver"}
-             and {m["implementation"] for m in status(http, url)["served"]} == {"XGBOOST_SERVER"},
-             10, "the promoted model behind ns-baseline")
+             and {m["implementation"] for m in status(http, url)["served"]
+                  if m["namespace"] == BASELINE.namespace} == {"XGBOOST_SERVER"},
+             10, "the promoted model behind the baseline's namespace")
+    assert [d["namespace"] for d in status(http, url)["routes"]["destinations"]] == [BASELINE.namespace]
     promoted = predict(http, url)
     assert promoted.headers["version"] == "iris-v2"
 
