@@ -42,13 +42,15 @@ class ModelDeployment(pulumi.ComponentResource):
         super().__init__("seldon-rollout:models:ModelDeployment", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace}, opts=child)
-        annotations = {"pulumi.com/waitFor": "jsonpath={.status.state}=Available"} if wait_for_ready else {}
+        metadata: dict[str, Any] = {"name": deployment_name, "namespace": ns.metadata["name"]}
+        if wait_for_ready:  # an empty annotations map would read back as absent: a diff on every up
+            metadata["annotations"] = {"pulumi.com/waitFor": "jsonpath={.status.state}=Available"}
         spec = pulumi.Output.from_input(model).apply(lambda m: seldon_deployment_spec(m, predictor))
         sdep = k8s.apiextensions.CustomResource(
             f"{name}-sdep",
             api_version=SELDON_API_VERSION,
             kind="SeldonDeployment",
-            metadata={"name": deployment_name, "namespace": ns.metadata["name"], "annotations": annotations},
+            metadata=metadata,
             spec=spec,
             opts=child,
         )
