@@ -63,10 +63,14 @@ class Sync:
     def _served(self) -> list[ServedModel]:
         served = []
         for deployment in self._source.seldon_deployments():
+            meta = deployment.get("metadata") or {}
+            topic = f"SeldonDeployment {meta.get('namespace')}/{meta.get('name')}"
             try:
                 served.append(served_model(deployment))
             except BadObject as err:
-                self._note("SeldonDeployment", str(err))
+                self._note(topic, str(err))
+            else:
+                self._note(topic, None)
         return served
 
     def _load_specs(self) -> dict[str, LoadSpec]:
@@ -79,6 +83,7 @@ class Sync:
             except UnsupportedLoad as err:
                 self._note(f"Job {job_key(job)}", str(err))
                 continue
+            self._note(f"Job {job_key(job)}", None)
             if spec is not None:
                 wanted[job_key(job)] = spec
         return wanted
@@ -103,7 +108,10 @@ class Sync:
     def run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            self.run_once()
+            try:
+                self.run_once()
+            except Exception:  # the loop must outlive an object it cannot read; the traceback is logged
+                log.exception("sync pass failed; the last state stays in force")
             self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
 
     def stop(self) -> None:

@@ -189,3 +189,13 @@ def test_status_reports_routes_models_and_routed_counts(cluster: FakeCluster, pl
         "ns-baseline": "SKLEARN_SERVER", "ns-candidate": "XGBOOST_SERVER"}
     assert status["routed"] == {"iris-default.ns-baseline.svc.cluster.local": 4}
     assert http.get(f"{plane.url}/healthz", timeout=10).text == "ok\n"
+
+
+def test_an_unreadable_object_does_not_stop_the_sync(cluster: FakeCluster, plane: DataPlane, http: requests.Session,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    broken = routing_rule(100, 0)
+    broken["spec"]["http"][0]["route"][0]["headers"] = "not a mapping"
+    cluster.set(vs=broken)
+    wait_for(lambda: "sync pass failed" in caplog.text, 5, "the failed pass to be logged")
+    cluster.set(vs=routing_rule(0, 100))
+    wait_for(lambda: predict(http, plane.url).headers["version"] == "iris-v2", 5, "the sync to go on")
