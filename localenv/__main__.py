@@ -1,6 +1,7 @@
 """`python -m localenv --kubeconfig PATH --listen 127.0.0.1:PORT [--state-dir DIR]`.
 
-Logs go to stderr. When serving, one line goes to stdout: `localenv ready: <url>`; with
+Logs go to stderr. Once serving and synced with the cluster (the first successful read; it retries
+until then), one line goes to stdout: `localenv ready: <url>`; with
 `--state-dir`, the same facts are also written to `<dir>/localenv.json`. SIGTERM or SIGINT stops it
 cleanly (exit 0).
 """
@@ -71,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot listen on %s:%d: %s", *args.listen, err)
         return 1
     plane.start()
-    log.info("models trained and first sync done in %.1fs", time.monotonic() - started)
+    while not plane.sync.synced.wait(0.1):
+        if stopping.is_set():
+            plane.stop()
+            return 0
+    log.info("models trained and cluster read in %.1fs", time.monotonic() - started)
     if args.state_dir is not None:
         args.state_dir.mkdir(parents=True, exist_ok=True)
         (args.state_dir / "localenv.json").write_text(json.dumps({"url": plane.url, "pid": os.getpid()}) + "\n")

@@ -35,7 +35,8 @@ class DataPlane:
         self.gateway = Gateway(self.executors)
         self.loads = Loads()
         self.sync = Sync(source, self.gateway, self.executors, self.loads, poll_seconds)
-        handlers = Handlers(self.gateway, self.executors, self.metrics, self.faults, self.status)
+        handlers = Handlers(self.gateway, self.executors, self.metrics, self.faults, self.status,
+                            self.sync.synced.is_set)
         self._http = DataPlaneHTTPServer((host, port), handlers)
         self._threads: list[threading.Thread] = []
         self._started_at = time.time()
@@ -46,7 +47,11 @@ class DataPlane:
         return f"http://{host!s}:{port}"
 
     def start(self) -> DataPlane:
-        """Sync once (so the first request already sees the cluster), then serve and poll."""
+        """Sync once (so the first request already sees the cluster), then serve and poll.
+
+        If that first read fails, the plane serves anyway and the poller retries: wait on
+        `sync.synced` to know when it has the cluster's objects.
+        """
         self.sync.run_once()
         self._threads = [threading.Thread(target=self._http.serve_forever, args=(0.1,), name="http", daemon=True),
                          threading.Thread(target=self.sync.run, name="sync", daemon=True)]
@@ -74,6 +79,7 @@ class DataPlane:
         return {
             "url": self.url,
             "startedAt": self._started_at,
+            "synced": self.sync.synced.is_set(),
             "syncPasses": self.sync.passes,
             "syncError": self.sync.last_error,
             "routes": None if table is None else {

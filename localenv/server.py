@@ -6,7 +6,7 @@
 | POST /seldon/<ns>/<deployment>/api/v1.0/predictions | straight to that executor (no routing) |
 | POST /seldon/<ns>/<deployment>/api/v1.0/feedback | feedback to that executor |
 | GET /metrics | the executor histograms, Prometheus text format |
-| GET /healthz | `ok` |
+| GET /healthz | `ok` once the cluster has been read; 503 before |
 | GET /admin/status | routes, served models, predictions routed per destination, loads, faults |
 | GET, POST, DELETE /admin/faults | read, set (per namespace; null clears one), clear all |
 """
@@ -36,12 +36,13 @@ class Handlers:
     """What the HTTP layer calls; built by `app.DataPlane`."""
 
     def __init__(self, gateway: Gateway, executors: Executors, metrics: ExecutorMetrics, faults: Faults,
-                 status: Callable[[], dict[str, Any]]) -> None:
+                 status: Callable[[], dict[str, Any]], synced: Callable[[], bool]) -> None:
         self.gateway = gateway
         self.executors = executors
         self.metrics = metrics
         self.faults = faults
         self.status = status
+        self.synced = synced
 
     def post(self, path: str, host: str, body: bytes) -> Reply:
         if path == GATEWAY_PATH:
@@ -107,7 +108,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/metrics":
             self._send(200, handlers.metrics.exposition(), CONTENT_TYPE)
         elif path == "/healthz":
-            self._send(200, b"ok\n", "text/plain")
+            synced = handlers.synced()
+            self._send(200 if synced else 503, b"ok\n" if synced else b"not synced with the cluster yet\n",
+                       "text/plain")
         elif path == "/admin/status":
             self._reply(Reply(200, handlers.status()))
         elif path == "/admin/faults":

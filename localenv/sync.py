@@ -37,6 +37,8 @@ class Sync:
         self._problems: dict[str, str] = {}
         self.passes = 0
         self.last_error: str | None = None
+        self.synced = threading.Event()
+        """Set after the first pass that read the source successfully."""
 
     def _note(self, topic: str, problem: str | None) -> None:
         """Log a problem when it first appears and when it clears, not on every pass."""
@@ -104,6 +106,7 @@ class Sync:
                 log.info("routes: %s", ", ".join(f"{d.host}={d.weight}" for d in table.destinations))
             self._loads.reconcile(loads)
             self.passes += 1
+            self.synced.set()
 
     def run(self) -> None:
         while not self._stop.is_set():

@@ -8,7 +8,9 @@ import pytest
 import requests
 
 from localenv.app import DataPlane
+from localenv.cluster import ClusterUnavailable
 from localenv.metrics import CLIENT, SERVER
+from localenv.models import Model
 from tests.localenv.fakes import SKLEARN, XGBOOST, FakeCluster, routing_rule, seldon_deployment
 from tests.localenv.helpers import count, feedback, predict, samples, wait_for
 
@@ -199,3 +201,29 @@ def test_an_unreadable_object_does_not_stop_the_sync(cluster: FakeCluster, plane
     wait_for(lambda: "sync pass failed" in caplog.text, 5, "the failed pass to be logged")
     cluster.set(vs=routing_rule(0, 100))
     wait_for(lambda: predict(http, plane.url).headers["version"] == "iris-v2", 5, "the sync to go on")
+
+
+class Unreadable(FakeCluster):
+    """A cluster whose reads fail until `readable` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readable = False
+
+    def virtual_service(self) -> dict[str, object] | None:
+        if not self.readable:
+            raise ClusterUnavailable("HTTP 429: storage is (re)initializing")
+        return super().virtual_service()
+
+
+def test_healthz_and_synced_wait_for_the_first_successful_read(models: dict[str, Model],
+                                                                http: requests.Session) -> None:
+    cluster = Unreadable()
+    with DataPlane(cluster, poll_seconds=0.05, models=models) as plane:
+        assert not plane.sync.synced.is_set()
+        assert http.get(f"{plane.url}/healthz", timeout=10).status_code == 503
+        assert predict(http, plane.url).status_code == 404
+        cluster.readable = True
+        assert plane.sync.synced.wait(5)
+        assert http.get(f"{plane.url}/healthz", timeout=10).status_code == 200
+        assert predict(http, plane.url).headers["version"] == "iris-v1"
