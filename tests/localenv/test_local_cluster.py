@@ -109,8 +109,12 @@ def test_kubectl_applied_objects_drive_routing_promotion_and_load(seed_objects: 
     created = job(load, url)
     del created["metadata"]["uid"]
     apply(cluster, created)
-    wait_for(lambda: [s for s in status(http, url)["loads"] if s["sent"] >= 5], 20, "the Job's load")
-    routed_before = sum(status(http, url)["routed"].values())
+    [running] = wait_for(lambda: [s for s in status(http, url)["loads"] if s["sent"] >= 5], 20, "the Job's load")
+    assert running["codes"] == {"200": running["sent"]}, "the load went through the gateway and was answered"
     cluster.kubectl("delete", "job", "fortio-requests", "-n", "default", "--wait=false")
     wait_for(lambda: status(http, url)["loads"] == [], 10, "the load to stop with its Job")
-    assert sum(status(http, url)["routed"].values()) > routed_before
+    after_passes = status(http, url)["syncPasses"] + 2  # a request in flight at the stop lands meanwhile
+    wait_for(lambda: status(http, url)["syncPasses"] >= after_passes, 10, "two more sync passes")
+    stopped = status(http, url)
+    wait_for(lambda: status(http, url)["syncPasses"] >= stopped["syncPasses"] + 2, 10, "two more sync passes")
+    assert status(http, url)["routed"] == stopped["routed"], "no request after the Job was deleted"
