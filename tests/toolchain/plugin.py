@@ -39,7 +39,7 @@ KUBERNETES_VERSION = "v1.37.2"
 
 ENGINE = ("pulumi", "pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python")
 PROVIDER = ("pulumi-resource-kubernetes",)
-SERVER = ("etcd", "kube-apiserver")
+SERVER = ("etcd", "kube-apiserver", "kube-controller-manager")
 TEST_PASSPHRASE = "seldon-rollout-tests"
 COMMAND_TIMEOUT = 600
 

@@ -37,7 +37,7 @@ def test_warm_toolchain_is_quick(toolchain_bin: Path) -> None:
     start = time.monotonic()
     proc = run([SCRIPTS / "toolchain"], env={**os.environ, "SELDON_ROLLOUT_CACHE": str(CACHE)})
     elapsed = time.monotonic() - start
-    assert proc.stdout.count("up to date") == 5, proc.stdout
+    assert proc.stdout.count("up to date") == 6, proc.stdout
     assert elapsed < 10, f"a warm `scripts/toolchain` took {elapsed:.1f}s"
 
 
@@ -72,7 +72,7 @@ def test_api_server_reports_its_version(local_cluster: LocalCluster) -> None:
 
 
 def test_cluster_up_again_is_a_no_op(local_cluster: LocalCluster) -> None:
-    pids = {name: (local_cluster.dir / f"{name}.pid").read_text() for name in ("etcd", "kube-apiserver")}
+    pids = {name: (local_cluster.dir / f"{name}.pid").read_text() for name in ("etcd", "kube-apiserver", "kube-controller-manager")}
     out = run([SCRIPTS / "cluster", "up"], env=local_cluster.env()).stdout
     assert "already up" in out
     assert pids == {name: (local_cluster.dir / f"{name}.pid").read_text() for name in pids}
