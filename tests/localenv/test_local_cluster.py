@@ -1,9 +1,9 @@
 """The data plane against a real local API server: objects applied with kubectl drive it.
 
 Needs the toolchain's etcd and kube-apiserver (`make cluster-up` builds them); skipped without.
-The session's cluster is shared with other tests, so the versions live in namespaces of their own,
-which stay behind: a bare API server runs no namespace controller to finish deleting a namespace.
-Everything else this test creates is deleted at the end.
+The session's cluster is shared with other tests, so the versions live in namespaces of their own
+(deleted at the end without waiting: without a namespace controller they would stay Terminating,
+and their names are this test's alone).
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def seed_objects(local_cluster: LocalCluster) -> Iterator[LocalCluster]:
     for route in (BASELINE, CANDIDATE):
         local_cluster.kubectl("delete", "--ignore-not-found", "-n", route.namespace, "seldondeployment/iris",
                               check=False)
+    local_cluster.kubectl("delete", "--ignore-not-found", "--wait=false", f"namespace/{BASELINE.namespace}",
+                          f"namespace/{CANDIDATE.namespace}", check=False)
 
 
 @pytest.fixture
