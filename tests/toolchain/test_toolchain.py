@@ -23,6 +23,8 @@ from tests.toolchain.plugin import (
     LocalCluster,
     PulumiCli,
     run,
+    start_cluster,
+    stop_cluster,
 )
 
 VENV = REPO / "venv"
@@ -132,3 +134,23 @@ def test_pulumi_up_offline_against_local_cluster(
     pulumi_cli.run("destroy", "--yes", "--skip-preview", cwd=project, stack=stack)
     gone = local_cluster.kubectl("get", "configmap", "toolchain-probe", "-n", "default", check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+def test_cluster_down_then_up_keeps_data_and_stops_only_its_processes(local_cluster: LocalCluster, tmp_path: Path) -> None:
+    """A second cluster beside the session's: down stops its own three processes, up again finds the data."""
+    other = start_cluster(tmp_path / "cluster")
+    names = ("etcd", "kube-apiserver", "kube-controller-manager")
+    pids = [int((other.dir / f"{n}.pid").read_text()) for n in names]
+    other.kubectl("create", "configmap", "survivor", "-n", "default", "--from-literal=a=b")
+
+    stop_cluster(other.dir)
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists(), f"pid {pid} still running after down"
+    assert local_cluster.kubectl("get", "--raw", "/readyz").stdout == "ok"
+
+    again = start_cluster(other.dir)
+    try:
+        assert again.kubectl("get", "configmap", "survivor", "-n", "default", "-o", "jsonpath={.data.a}").stdout == "b"
+    finally:
+        run([SCRIPTS / "cluster", "down", "--wipe"], env=again.env())
+    assert not other.dir.exists()
