@@ -1,0 +1,8 @@
+# The main job on the local default environment (see README: `make demo`).
+.PHONY: demo demo-down
+
+demo: setup
+	scripts/demo up
+
+demo-down:
+	scripts/demo down
