@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.e2e.localenv import DataPlane, Rollout, new_prometheus, seed_config  # noqa: E402
-from tests.e2e.project import write_stack_config  # noqa: E402
-from tests.toolchain.plugin import make_pulumi_cli, require_executables, start_cluster, stop_cluster  # noqa: E402
+from tests.e2e.localenv import DataPlane, Rollout, new_prometheus, seed_config
+from tests.e2e.project import write_stack_config
+from tests.toolchain.plugin import make_pulumi_cli, require_executables, start_cluster, stop_cluster
 
 
 def timed(rollout: Rollout) -> float:
