@@ -6,3 +6,7 @@ demo: setup
 
 demo-down:
 	scripts/demo down
+
+.PHONY: bench-up
+bench-up: setup
+	$(VPY) benchmarks/rollout_up.py
