@@ -17,6 +17,7 @@ import requests
 
 from tests.e2e.project import REPO, copy_project, stack_outputs, write_stack_config
 from tests.fixtures.live import LivePrometheus
+from tests.fixtures.promserver import end_process
 from tests.toolchain.plugin import LocalCluster, PulumiCli
 
 
@@ -51,13 +52,7 @@ class DataPlane:
         return body
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._log.close()
