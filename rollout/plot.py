@@ -34,14 +34,24 @@ def plot_history(record: Mapping[str, Any], path: Path) -> Path:
     units = {m: next((e.get("units") for e in (record.get("values") or {}).get(m, {}).values()
                       if e.get("units")), "") for m in metrics}
     for ax, metric in zip((row[0] for row in axes[1:]), metrics, strict=True):
+        seen: list[float] = []
         for v in versions:
-            ax.plot(iterations, [h["values"].get(metric, {}).get(v) for h in history], marker=".", label=v)
+            series = [h["values"].get(metric, {}).get(v) for h in history]
+            seen += [x for x in series if isinstance(x, (int, float))]
+            ax.plot(iterations, series, marker=".", label=v)
+        top = max((abs(x) for x in seen), default=0.0)
         for objective in spec.get("objectives") or []:
             if str(objective["metric"]).rsplit("/", 1)[-1] != metric:
                 continue
             for key in ("upperLimit", "lowerLimit"):
-                if objective.get(key) is not None:
-                    ax.axhline(float(objective[key]), color="red", linestyle="--", linewidth=1, label=key)
+                if objective.get(key) is None:
+                    continue
+                limit = float(objective[key])
+                if top and abs(limit) > 5 * top:  # a far-away line would flatten the data: name it instead
+                    ax.text(0.99, 0.95, f"{key} {limit:g} (off scale)", transform=ax.transAxes, ha="right",
+                            va="top", fontsize=8, color="red")
+                else:
+                    ax.axhline(limit, color="red", linestyle="--", linewidth=1, label=key)
         ax.set_ylabel(f"{metric}\n({units[metric]})" if units[metric] else metric, fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1][0].set_xlabel("iteration")
