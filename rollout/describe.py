@@ -147,7 +147,7 @@ def progress_line(record: Mapping[str, Any]) -> str:
     reward = (spec.get("rewards") or [{}])[0].get("metric", "")
     reward = str(reward).rsplit("/", 1)[-1]
     deciding = " ".join(f"{v}:{_cell(e)}" for v, e in ((record.get("values") or {}).get(reward) or {}).items())
-    message = (record.get("messages") or [""])[0]
+    message = "; ".join(record.get("messages") or [])
     return (f"iteration {int(record.get('iteration') or 0)}/{total} {record.get('stage')} | {weights}"
             + (f" | {reward} {deciding}" if deciding else "") + (f" | {message}" if message else ""))
 

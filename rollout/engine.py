@@ -127,7 +127,20 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
                             messages=(f"Completed after {iteration} iterations; promoted {promoted} ({why})",))
     message = f"Iteration {iteration}: " + (f"winner {winner}" if winner else f"no winner ({decision.winner.reason})")
     return state.evolve(**base, iteration=iteration, weights=decision.weights, winner=winner,
-                        history=history, messages=(message,))
+                        history=history, messages=(message, *_infeasible(spec, decision)))
+
+
+def _infeasible(spec: ExperimentSpec, decision: Decision) -> list[str]:
+    """Why each version that is not feasible is not: its first unmet objective."""
+    notes = []
+    for assessment in decision.assessments:
+        for objective, met in zip(spec.objectives, assessment.met, strict=True):
+            if not met:
+                broken = [b for b in assessment.broken if b.startswith(objective.condition())]
+                notes.append(f"{assessment.version} not feasible: "
+                             + (broken[0] if broken else f"{objective.metric} has no data yet"))
+                break
+    return notes
 
 
 def _hold(spec: ExperimentSpec, state: ExperimentState, now: float,

@@ -81,6 +81,7 @@ def test_candidate_without_data_is_not_rolled_back() -> None:
     _, state = run(seed_spec(), lambda i, s: snapshot(**{V1: healthy(7), V2: no_traffic()}), 3)
     assert state.stage == RUNNING
     assert state.weights == {V1: 95, V2: 5}
+    assert "iris-v2 not feasible: mean-latency has no data yet" in state.messages
 
 
 @pytest.mark.parametrize("bad", [Failed("HTTP 500"), Failed("timed out after 5s")])
