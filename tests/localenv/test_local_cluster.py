@@ -98,11 +98,12 @@ def test_kubectl_applied_objects_drive_routing_promotion_and_load(seed_objects: 
     assert time.monotonic() - patched < WEIGHT_CHANGE_SECONDS
 
     apply(cluster, seldon_deployment(BASELINE.namespace, XGBOOST), rule(0, 0, promoted="iris-v2"))
+    # The model and the one-route rule are two objects: each is synced on its own, so wait for both.
     wait_for(lambda: predict(http, url).json()["meta"]["requestPath"] == {"classifier": "seldonio/xgboostserver"}
              and {m["implementation"] for m in status(http, url)["served"]
-                  if m["namespace"] == BASELINE.namespace} == {"XGBOOST_SERVER"},
-             10, "the promoted model behind the baseline's namespace")
-    assert [d["namespace"] for d in status(http, url)["routes"]["destinations"]] == [BASELINE.namespace]
+                  if m["namespace"] == BASELINE.namespace} == {"XGBOOST_SERVER"}
+             and [d["namespace"] for d in status(http, url)["routes"]["destinations"]] == [BASELINE.namespace],
+             10, "the promoted model behind the baseline's namespace, and the one route to it")
     promoted = predict(http, url)
     assert promoted.headers["version"] == "iris-v2"
 
