@@ -16,7 +16,7 @@ from tests.e2e.project import copy_project, stack_outputs, write_stack_config
 from tests.fixtures.live import LivePrometheus
 from tests.toolchain.plugin import LocalCluster, PulumiCli
 
-INTERVAL = 20
+INTERVAL = 30  # long enough that the second `up` lands inside it even on a loaded machine
 STACK = "e2e"
 
 
