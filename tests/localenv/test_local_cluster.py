@@ -112,8 +112,10 @@ def test_kubectl_applied_objects_drive_routing_promotion_and_load(seed_objects: 
     created = job(load, url)
     del created["metadata"]["uid"]
     apply(cluster, created)
-    [running] = wait_for(lambda: [s for s in status(http, url)["loads"] if s["sent"] >= 5], 20, "the Job's load")
-    assert running["codes"] == {"200": running["sent"]}, "the load went through the gateway and was answered"
+    # `sent` counts a request when it leaves, `codes` when its answer is back: wait on the answers.
+    [running] = wait_for(lambda: [s for s in status(http, url)["loads"] if s["codes"].get("200", 0) >= 5], 20,
+                         "the Job's load")
+    assert set(running["codes"]) == {"200"}, "the load went through the gateway and was answered"
     cluster.kubectl("delete", "job", "fortio-requests", "-n", "default", "--wait=false")
     wait_for(lambda: status(http, url)["loads"] == [], 10, "the load to stop with its Job")
     after_passes = status(http, url)["syncPasses"] + 2  # a request in flight at the stop lands meanwhile
