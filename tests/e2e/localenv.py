@@ -3,6 +3,7 @@ scraping it, and a Pulumi project whose stack points at both."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,21 @@ from tests.e2e.project import REPO, copy_project, stack_outputs, write_stack_con
 from tests.fixtures.live import LivePrometheus
 from tests.fixtures.promserver import end_process
 from tests.toolchain.plugin import LocalCluster, PulumiCli
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 class DataPlane:
@@ -136,7 +152,11 @@ class Rollout:
         for line in proc.stdout:
             seen.append(line)
             if marker in line:
+                plugins = descendants(proc.pid)  # the engine's plugins run in process groups of their own
                 os.killpg(proc.pid, signal.SIGKILL)
+                for pid in plugins:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 break
         proc.wait(timeout=60)
         proc.stdout.close()
