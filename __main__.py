@@ -15,7 +15,7 @@ from components.metrics import MetricsLibrary
 from components.models import ModelDeployment
 from components.routing import Route, Routing
 from components.settings import ConfigError, ModelSpec, Settings, load_settings
-from rollout.provider import Experiment
+from rollout.provider import RECORD_KEYS, Experiment
 from rollout.validation import validate
 
 config = pulumi.Config()
@@ -109,7 +109,4 @@ pulumi.export("weights", experiment.weights)
 pulumi.export("winner", experiment.winner)
 pulumi.export("promoted", experiment.promoted)
 pulumi.export("experiment", pulumi.Output.all(
-    **{k: getattr(experiment, k) for k in ("name", "spec", "prometheusUrl", "stage", "startedAt",
-                                           "lastIterationAt", "iteration", "consecutiveErrors", "weights",
-                                           "winner", "promoted", "assessments", "values", "evidence",
-                                           "history", "messages")}))
+    **{k: getattr(experiment, k) for k in RECORD_KEYS}))

@@ -13,7 +13,7 @@ from rollout.decision import Decision, iter8_v2
 from rollout.outcomes import Failed, NoData, Observed, Snapshot
 from rollout.spec import Algorithm, ExperimentSpec
 from rollout.state import COMPLETED, FAILED, RUNNING, ExperimentState
-from rollout.weights import baseline_only, initial_weights
+from rollout.weights import baseline_only
 
 Algorithm_ = Callable[[ExperimentSpec, Snapshot, ExperimentState], Decision]
 
@@ -29,7 +29,7 @@ def _algorithm(spec: ExperimentSpec) -> Algorithm_:
 def start(spec: ExperimentSpec, now: float) -> ExperimentState:
     """A new experiment: 100% baseline, no iteration yet."""
     return ExperimentState(stage=RUNNING, started_at=now, last_iteration_at=now,
-                           weights=initial_weights(spec),
+                           weights=baseline_only(spec),
                            messages=(f"Started; first iteration after {spec.interval_seconds}s",))
 
 

@@ -30,6 +30,11 @@ from rollout.spec import ExperimentSpec
 from rollout.state import ExperimentState
 from rollout.validation import parse_experiment, validate
 
+RECORD_KEYS = ("name", "spec", "prometheusUrl", "stage", "startedAt", "lastIterationAt", "iteration",
+               "consecutiveErrors", "weights", "winner", "promoted", "assessments", "values", "evidence",
+               "history", "messages")
+"""The experiment record: the resource outputs people read (`describe` takes this)."""
+
 RESTART_FIELDS = ("name", "versions")
 """Changing these starts a new experiment (replace) rather than continuing this one."""
 
@@ -171,8 +176,6 @@ class Experiment(pulumi.dynamic.Resource, module="rollout", name="Experiment"):
             "prometheus": prometheus,
             "prometheusAuth": pulumi.Output.secret(prometheus_auth) if prometheus_auth is not None else None,
         }
-        for key in ("name", "spec", "prometheusUrl", "inputsHash", "stage", "startedAt", "lastIterationAt",
-                    "iteration", "consecutiveErrors", "weights", "winner", "promoted", "assessments",
-                    "values", "evidence", "history", "messages"):
+        for key in (*RECORD_KEYS, "inputsHash"):
             props[key] = None
         super().__init__(ExperimentProvider(), name, props, opts)

@@ -14,13 +14,9 @@ EXPLORATION = Fraction(1, 10)
 """Share of traffic spread evenly over all versions (Iter8's 10%)."""
 
 
-def initial_weights(spec: ExperimentSpec) -> dict[str, int]:
-    """100% to the baseline, 0% to every candidate."""
-    return {name: (100 if i == 0 else 0) for i, name in enumerate(spec.version_names)}
-
-
 def baseline_only(spec: ExperimentSpec) -> dict[str, int]:
-    return initial_weights(spec)
+    """100% to the baseline, 0% to every candidate: at the start, and after a rollback."""
+    return {name: (100 if i == 0 else 0) for i, name in enumerate(spec.version_names)}
 
 
 def round_to_100(names: Sequence[str], shares: Sequence[Fraction]) -> dict[str, int]:
