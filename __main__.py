@@ -10,37 +10,27 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.load import LoadGenerator, seed_load_jobs
-from components.metric_library import metric_library
 from components.metrics import MetricsLibrary
-from components.models import ModelDeployment
+from components.models import ModelDeployment, version_aliases
 from components.routing import Route, Routing
-from components.settings import ConfigError, ModelSpec, Settings, load_settings
+from components.settings import ConfigError, ModelSpec, StackConfig, load_stack_config, project_values
 from rollout.provider import RECORD_KEYS, Experiment
-from rollout.validation import validate
 
 config = pulumi.Config()
 try:
-    settings: Settings = load_settings(config.get)
+    settings: StackConfig = load_stack_config(project_values(
+        {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}))
 except ConfigError as err:
     raise pulumi.RunError(str(err)) from None
 
-metrics = metric_library(list(settings.extra_metrics))
+metrics = settings.metrics()
 versions = settings.versions
-baseline = versions[0]
-experiment_spec = {
-    **settings.experiment,
-    "metrics": metrics,
-    "versions": [{"name": v.name, "variables": {"ns": v.namespace, "sid": settings.deployment_name,
-                                                 "predictor": settings.predictor}} for v in versions],
-}
-problems = validate(experiment_spec)
-if problems:
-    raise pulumi.RunError("invalid seldon-rollout:experiment:\n  "
-                          + "\n  ".join(f"experiment.{p}" for p in problems))
+baseline = settings.baseline
+experiment_spec = settings.experiment_spec().to_wire()
 
 provider = k8s.Provider(
     "k8s",
-    kubeconfig=settings.kubeconfig or None,
+    kubeconfig=settings.kubeconfig_path or None,
     context=settings.kube_context or None,
     render_yaml_to_directory=settings.render_directory or None,
 )
@@ -49,14 +39,14 @@ k8s_opts = pulumi.ResourceOptions(provider=provider)
 # The experiment: it decides the weights and, at the end, the version to promote.
 token = config.get_secret("prometheusToken")
 password = config.get_secret("prometheusPassword")
-username = config.get("prometheusUsername") or ""
+username = settings.prometheus_username
 auth = pulumi.Output.all(token, password).apply(
     lambda secrets: {"token": secrets[0] or "", "username": username, "password": secrets[1] or ""})
 experiment = Experiment(
     "experiment",
     experiment=experiment_spec,
-    prometheus={"url": settings.prometheus.url, "timeoutSeconds": settings.prometheus.timeout_seconds,
-                "verifyTls": settings.prometheus.verify_tls, "caBundle": settings.prometheus.ca_bundle or ""},
+    prometheus={"url": settings.prometheus_url, "timeoutSeconds": settings.prometheus_timeout_seconds,
+                "verifyTls": settings.prometheus_verify_tls, "caBundle": settings.prometheus_ca_bundle},
     prometheus_auth=auth,
 )
 
@@ -68,12 +58,14 @@ def baseline_model(promoted: str | None) -> ModelSpec:
     return models.get(promoted or baseline.name, baseline.model)
 
 
+# Each version's resources are named after the version, so adding or removing one leaves the others be;
+# the aliases keep the names earlier releases gave them by position (baseline, candidate, candidate-N).
 deployments = [
     ModelDeployment(
-        "baseline" if i == 0 else f"candidate-{i}" if len(versions) > 2 else "candidate",
-        namespace=v.namespace, deployment_name=settings.deployment_name, predictor=settings.predictor,
+        v.name, namespace=v.namespace, deployment_name=settings.deployment_name, predictor=settings.predictor,
         model=experiment.promoted.apply(baseline_model) if i == 0 else v.model,
-        wait_for_ready=settings.wait_for_ready, opts=k8s_opts)
+        wait_for_ready=settings.wait_for_ready,
+        opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(aliases=version_aliases(i))))
     for i, v in enumerate(versions)
 ]
 
@@ -88,7 +80,7 @@ routing = Routing(
 
 # Metrics, stored in the cluster for people and tools to read.
 MetricsLibrary("metrics", metrics=metrics, namespace=settings.metrics_namespace,
-               as_crd=settings.metrics_as_crd, prometheus_url=settings.prometheus.url, opts=k8s_opts)
+               as_crd=settings.metrics_as_crd, prometheus_url=settings.prometheus_url, opts=k8s_opts)
 
 # Load, as the seed's fortio Jobs.
 if settings.load.enabled:

@@ -9,30 +9,36 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from rollout.prometheus import PrometheusSettings
+from rollout.spec import Metric
+
 ITER8_API_VERSION = "iter8.tools/v2alpha2"
 CONFIGMAP_NAME = "seldon-rollout-metrics"
 
 
-def iter8_metric_spec(metric: dict[str, Any], prometheus_url: str) -> dict[str, Any]:
-    """One metric in Iter8's v2alpha2 Metric shape (the seed's metrics.yaml)."""
+def iter8_metric_spec(metric: Metric, prometheus_url: str) -> dict[str, Any]:
+    """One metric in Iter8's v2alpha2 Metric shape (the seed's metrics.yaml).
+
+    The URL is the one the engine queries: a base URL gets `/api/v1/query`, a URL ending in it is kept.
+    """
     spec: dict[str, Any] = {
-        "description": metric.get("description", ""),
-        "type": metric.get("type", "Gauge"),
+        "description": metric.description,
+        "type": metric.type,
         "provider": "prometheus",
-        "jqExpression": metric["jqExpression"],
-        "params": [{"name": "query", "value": metric["query"]}],
-        "urlTemplate": prometheus_url.rstrip("/") + "/api/v1/query",
+        "jqExpression": metric.jq_expression,
+        "params": [{"name": "query", "value": metric.query}],
+        "urlTemplate": PrometheusSettings(url=prometheus_url).query_url,
     }
-    if metric.get("units"):
-        spec["units"] = metric["units"]
-    if metric.get("sampleSize"):
-        spec["sampleSize"] = metric["sampleSize"]
+    if metric.units:
+        spec["units"] = metric.units
+    if metric.sample_size:
+        spec["sampleSize"] = metric.sample_size
     return spec
 
 
-def configmap_data(metrics: Sequence[dict[str, Any]]) -> dict[str, str]:
+def configmap_data(metrics: Sequence[Metric]) -> dict[str, str]:
     """One key per metric, its definition as YAML (stable key order)."""
-    return {m["name"]: yaml.safe_dump(m, sort_keys=True) for m in metrics}
+    return {m.name: yaml.safe_dump(m.model_dump(by_alias=True, exclude_none=True), sort_keys=True) for m in metrics}
 
 
 class MetricsLibrary(pulumi.ComponentResource):
@@ -40,7 +46,7 @@ class MetricsLibrary(pulumi.ComponentResource):
 
     namespace: pulumi.Output[str]
 
-    def __init__(self, name: str, *, metrics: Sequence[dict[str, Any]], namespace: str, as_crd: bool,
+    def __init__(self, name: str, *, metrics: Sequence[Metric], namespace: str, as_crd: bool,
                  prometheus_url: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("seldon-rollout:metrics:MetricsLibrary", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -49,8 +55,8 @@ class MetricsLibrary(pulumi.ComponentResource):
         if as_crd:
             for metric in metrics:
                 cr = k8s.apiextensions.CustomResource(
-                    f"{name}-{metric['name']}", api_version=ITER8_API_VERSION, kind="Metric",
-                    metadata={"name": metric["name"], "namespace": ns.metadata["name"]},
+                    f"{name}-{metric.name}", api_version=ITER8_API_VERSION, kind="Metric",
+                    metadata={"name": metric.name, "namespace": ns.metadata["name"]},
                     spec=iter8_metric_spec(metric, prometheus_url), opts=child)
                 names.append(cast(Any, cr).metadata["name"])
         else:

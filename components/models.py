@@ -7,11 +7,20 @@ from typing import Any, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.settings import ModelSpec
+from components.settings import IMPLEMENTATIONS, ModelSpec
 
 SELDON_API_VERSION = "machinelearning.seldon.io/v1"
-IMPLEMENTATIONS = ("SKLEARN_SERVER", "XGBOOST_SERVER", "TENSORFLOW_SERVER", "MLFLOW_SERVER",
-                   "TRITON_SERVER", "HUGGINGFACE_SERVER", "TEMPO_SERVER")
+
+
+def version_aliases(index: int) -> list[pulumi.Input[str | pulumi.Alias]]:
+    """The names releases before 0.2 gave the version at `index` (0 = baseline) by its position.
+
+    A version's resources are now named after the version; these aliases let a stack made by an older
+    release keep its Namespace and SeldonDeployment instead of replacing them. With one candidate it
+    was `candidate`, with several `candidate-<index>`; only one of them can exist in a stack.
+    """
+    names = ["baseline"] if index == 0 else [f"candidate-{index}", *(["candidate"] if index == 1 else [])]
+    return [pulumi.Alias(name=name) for name in names]
 
 
 def seldon_deployment_spec(model: ModelSpec, predictor: str = "default", graph: str = "classifier") -> dict[str, Any]:

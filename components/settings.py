@@ -1,25 +1,62 @@
-"""Stack config, read once into frozen settings.
+"""The stack config, declared once as a typed model: every key, its type, bounds and default.
 
-Defaults live in one place, Pulumi.yaml; `load_settings` fills anything a stack leaves unset from
-there, so the program, the engine and the unit tests agree. Every problem is reported at once,
-naming the config key.
+Pulumi.yaml declares the same keys for the engine (a test checks its defaults equal these). A stack
+that sets an object key in part keeps every other field's default: `experiment: {name: x}` still
+runs every 10 s for 10 iterations. `load_stack_config` reads the raw strings the engine hands the
+program and reports every problem at once, each naming its key, as a ConfigError.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
-import yaml
+from pydantic import AfterValidator, ConfigDict, StrictBool, ValidationError, ValidationInfo, field_validator
+from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
+from components.metric_library import metric_library
 from rollout.prometheus import PrometheusSettings
+from rollout.spec import (
+    AtLeastOne,
+    ExperimentSettings,
+    ExperimentSpec,
+    Loc,
+    Metric,
+    MetricRef,
+    Model,
+    NonEmpty,
+    Number,
+    Objective,
+    Positive,
+    Reward,
+    duplicates,
+    in_range,
+    raise_problems,
+    unknown_metrics,
+)
+from rollout.templating import ELAPSED_TIME
+from rollout.validation import Problem, problems_of, reference_problems
 
 PROJECT = "seldon-rollout"
-PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+SECRET_KEYS = ("prometheusToken", "prometheusPassword")
+"""Read only as secrets (`config.get_secret`), never into these settings."""
+
+Implementation = Literal["SKLEARN_SERVER", "XGBOOST_SERVER", "TENSORFLOW_SERVER", "MLFLOW_SERVER",
+                         "TRITON_SERVER", "HUGGINGFACE_SERVER", "TEMPO_SERVER"]
+"""Seldon Core's prepackaged model servers."""
+IMPLEMENTATIONS: tuple[str, ...] = get_args(Implementation)
+
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+VERSION_VARIABLES = frozenset({"ns", "sid", "predictor"})
+"""What each version's queries are filled with: its namespace, the deployment name and the predictor."""
+VERSION_NAME_MAX = 48
+"""A version's name goes into its reward Job's name, `fortio-<name>-rewards`, which must fit in 63 characters."""
 
 
 class ConfigError(ValueError):
@@ -30,171 +67,265 @@ class ConfigError(ValueError):
         super().__init__("invalid stack config:\n  " + "\n  ".join(problems))
 
 
-@dataclass(frozen=True)
+def _dns_label(limit: int) -> Any:
+    def check(value: str) -> str:
+        if not DNS_LABEL.fullmatch(value) or len(value) > limit:
+            raise PydanticCustomError("name", "must be a Kubernetes name: lowercase letters, digits and '-', starting "
+                                              "and ending with a letter or digit, at most {limit} characters, got {v}",
+                                      {"limit": limit, "v": repr(value)})
+        return value
+    return AfterValidator(check)
+
+
+KubeName = Annotated[str, _dns_label(63)]
+
+
+def _http_url(key: str, secret_keys: str | None = None) -> Any:
+    """An http(s) URL with a host; never one with credentials in it (they would be stored in plain text)."""
+    def check(value: str) -> str:
+        if value == "" and secret_keys is None:
+            return value  # load.gatewayUrl: empty = the ingress gateway's cluster IP
+        if "@" in value.split("?", 1)[0].split("#", 1)[0]:
+            where = secret_keys or "a Kubernetes Secret"
+            raise PydanticCustomError("url", "must not carry credentials (user:password@); put them in {where}, "
+                                             "set with `pulumi config set --secret`", {"where": where})
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PydanticCustomError("url", "must be an http:// or https:// URL with a host, got {v}",
+                                      {"v": repr(value)})
+        return value
+    return AfterValidator(check)
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", alias_generator=to_camel, validate_by_name=True,
+                                          validate_by_alias=True, serialize_by_alias=True))
 class ModelSpec:
-    implementation: str
-    model_uri: str
+    """The model a version serves: a Seldon prepackaged server and where its artifact is."""
+
+    implementation: Implementation
+    model_uri: NonEmpty
 
 
-@dataclass(frozen=True)
-class VersionSettings:
-    name: str
-    """Version name used by the experiment and the `version` response header (`iris-v1`)."""
-    namespace: str
+class VersionConfig(Model):
+    """One model version: its name (the `version` header), its namespace and its model."""
+
+    name: Annotated[str, _dns_label(VERSION_NAME_MAX)]
+    namespace: KubeName
     model: ModelSpec
 
 
-@dataclass(frozen=True)
-class LoadSettings:
-    enabled: bool
-    gateway_url: str
+class LoadSettings(Model):
+    """The seed's fortio load Jobs."""
+
+    enabled: StrictBool = True
+    gateway_url: Annotated[str, _http_url("load.gatewayUrl")] = ""
     """Empty: read the cluster IP of istio-system/istio-ingressgateway."""
-    prediction_qps: float
-    reward_qps: tuple[float, ...]
+    prediction_qps: Positive = 5.0
+    reward_qps: tuple[Positive, ...] = (0.7, 1.0)
     """Feedback load per version, in version order."""
-    duration_seconds: int
+    duration_seconds: AtLeastOne = 6000
 
 
-@dataclass(frozen=True)
-class Settings:
-    kubeconfig: str
-    """Path (`~` and `$VARS` expanded) or contents of a kubeconfig; empty = the ambient one."""
-    kube_context: str
-    render_directory: str
-    """When set, manifests are written here instead of applied to a cluster."""
-    deployment_name: str
-    predictor: str
-    versions: tuple[VersionSettings, ...]
-    """Baseline first."""
-    wait_for_ready: bool
-    routing_namespace: str
-    gateway: str
-    host: str
-    metrics_namespace: str
-    metrics_as_crd: bool
-    extra_metrics: tuple[dict[str, Any], ...]
-    load: LoadSettings
-    experiment: dict[str, Any]
-    prometheus: PrometheusSettings
+class ExperimentConfig(ExperimentSettings):
+    """The stack's `experiment`: the seed's experiment unless a field is set."""
 
-
-def project_defaults(path: Path = PROJECT_FILE) -> dict[str, Any]:
-    """`default` of every key declared in Pulumi.yaml's config block."""
-    declared = (yaml.safe_load(path.read_text()) or {}).get("config", {})
-    return {key: spec.get("default") for key, spec in declared.items() if isinstance(spec, dict)}
-
-
-def _model(raw: Any, key: str, problems: list[str]) -> ModelSpec:
-    if not isinstance(raw, Mapping):
-        problems.append(f"{key}: must be an object with implementation and modelUri")
-        return ModelSpec("", "")
-    impl, uri = raw.get("implementation"), raw.get("modelUri")
-    for field, value in (("implementation", impl), ("modelUri", uri)):
-        if not isinstance(value, str) or not value:
-            problems.append(f"{key}.{field}: must be a non-empty string, got {value!r}")
-    return ModelSpec(str(impl or ""), str(uri or ""))
-
-
-def _version(raw: Any, key: str, problems: list[str]) -> VersionSettings:
-    if not isinstance(raw, Mapping):
-        problems.append(f"{key}: must be an object with name, namespace and model")
-        return VersionSettings("", "", ModelSpec("", ""))
-    name, namespace = raw.get("name"), raw.get("namespace")
-    for field, value in (("name", name), ("namespace", namespace)):
-        if not isinstance(value, str) or not value:
-            problems.append(f"{key}.{field}: must be a non-empty string, got {value!r}")
-    return VersionSettings(str(name or ""), str(namespace or ""), _model(raw.get("model"), f"{key}.model", problems))
-
-
-def load_settings(get: Callable[[str], str | None], defaults: Mapping[str, Any] | None = None) -> Settings:
-    """Build Settings from a config getter (`key -> raw string or None`), falling back to Pulumi.yaml.
-
-    Stack config arrives as strings (objects as JSON); defaults from Pulumi.yaml are already typed.
-    """
-    defaults = project_defaults() if defaults is None else defaults
-    problems: list[str] = []
-
-    def value(key: str, as_text: bool = False) -> Any:
-        got = get(key)
-        if got is None:
-            return defaults.get(key)
-        if as_text:
-            return got
-        try:
-            return json.loads(got)
-        except ValueError:
-            return got  # reported by the type check that follows
-
-    def typed(key: str, kind: type | tuple[type, ...]) -> Any:
-        raw = value(key, as_text=kind is str)
-        if isinstance(raw, bool) and kind in (int, float, (int, float)):
-            raw = None
-        if not isinstance(raw, kind):
-            problems.append(f"{PROJECT}:{key}: expected {getattr(kind, '__name__', 'number')}, got {raw!r}")
-            return kind[0]() if isinstance(kind, tuple) else kind()
-        return raw
-
-    versions = [_version(value("baseline"), f"{PROJECT}:baseline", problems)]
-    candidates = value("candidates")
-    if not isinstance(candidates, list) or not candidates:
-        problems.append(f"{PROJECT}:candidates: must be a non-empty list of versions")
-        candidates = []
-    versions += [_version(c, f"{PROJECT}:candidates[{i}]", problems) for i, c in enumerate(candidates)]
-
-    load = typed("load", dict)
-    reward_qps = load.get("rewardQps", [])
-    if not isinstance(reward_qps, list) or len(reward_qps) != len(versions) or not all(
-            isinstance(q, (int, float)) and not isinstance(q, bool) and q > 0 for q in reward_qps):
-        problems.append(f"{PROJECT}:load.rewardQps: needs one positive number per version "
-                        f"({len(versions)}), got {reward_qps!r}")
-        reward_qps = [1.0] * len(versions)
-    prediction_qps = load.get("predictionQps", 5)
-    if isinstance(prediction_qps, bool) or not isinstance(prediction_qps, (int, float)) or prediction_qps <= 0:
-        problems.append(f"{PROJECT}:load.predictionQps: must be a positive number, got {prediction_qps!r}")
-        prediction_qps = 5
-    duration = load.get("durationSeconds", 6000)
-    if isinstance(duration, bool) or not isinstance(duration, int) or duration < 1:
-        problems.append(f"{PROJECT}:load.durationSeconds: must be a whole number >= 1, got {duration!r}")
-        duration = 6000
-
-    extra = typed("extraMetrics", list)
-    if not all(isinstance(m, dict) for m in extra):
-        problems.append(f"{PROJECT}:extraMetrics: every entry must be an object (an Iter8-style metric)")
-        extra = []
-    timeout = typed("prometheusTimeoutSeconds", (int, float))
-    if timeout <= 0:
-        problems.append(f"{PROJECT}:prometheusTimeoutSeconds: must be positive, got {timeout!r}")
-    prometheus_url = typed("prometheusUrl", str)
-    if not prometheus_url.startswith(("http://", "https://")):
-        problems.append(f"{PROJECT}:prometheusUrl: must start with http:// or https://, got {prometheus_url!r}")
-
-    settings = Settings(
-        kubeconfig=os.path.expandvars(os.path.expanduser(typed("kubeconfig", str))),
-        kube_context=typed("kubeContext", str),
-        render_directory=typed("renderDirectory", str),
-        deployment_name=typed("deploymentName", str),
-        predictor=typed("predictor", str),
-        versions=tuple(versions),
-        wait_for_ready=typed("waitForReady", bool),
-        routing_namespace=typed("routingNamespace", str),
-        gateway=typed("gateway", str),
-        host=typed("host", str),
-        metrics_namespace=typed("metricsNamespace", str),
-        metrics_as_crd=typed("metricsAsCrd", bool),
-        extra_metrics=tuple(extra),
-        load=LoadSettings(enabled=bool(load.get("enabled", True)), gateway_url=str(load.get("gatewayUrl", "") or ""),
-                          prediction_qps=float(prediction_qps), reward_qps=tuple(float(q) for q in reward_qps),
-                          duration_seconds=int(duration)),
-        experiment=typed("experiment", dict),
-        prometheus=PrometheusSettings(url=prometheus_url, timeout_seconds=float(timeout or 5),
-                                      verify_tls=typed("prometheusVerifyTls", bool),
-                                      ca_bundle=typed("prometheusCaBundle", str) or None),
+    name: NonEmpty = "quickstart-exp"
+    target: str = "iris"
+    request_count: MetricRef | None = "request-count"
+    rewards: tuple[Reward, ...] = (Reward(metric="user-engagement"),)
+    objectives: tuple[Objective, ...] = (
+        Objective(metric="mean-latency", upper_limit=2000),
+        Objective(metric="95th-percentile-tail-latency", upper_limit=5000),
+        Objective(metric="error-rate", upper_limit=0.01),
     )
-    names = [v.name for v in settings.versions]
-    if len(set(names)) != len(names):
-        problems.append(f"{PROJECT}:candidates: version names must be unique, got {names}")
-    if settings.render_directory and settings.kubeconfig:
-        problems.append(f"{PROJECT}:renderDirectory: cannot be combined with kubeconfig (pick one)")
-    if problems:
-        raise ConfigError(problems)
+
+
+class StackConfig(Model):
+    """Every key of the `seldon-rollout` config namespace but the secrets. Field order matters: a check that
+    joins keys sits on the later one, and runs when the earlier ones are valid."""
+
+    kubeconfig: str = ""
+    """Path (`~` and `$VARS` expanded) or contents of a kubeconfig; empty = the ambient one."""
+    kube_context: str = ""
+    render_directory: str = ""
+    """When set, manifests are written here instead of applied to a cluster."""
+    deployment_name: KubeName = "iris"
+    """Name of every version's SeldonDeployment (Seldon's `$sid`)."""
+    predictor: KubeName = "default"
+    baseline: VersionConfig = VersionConfig(
+        name="iris-v1", namespace="ns-baseline",
+        model=ModelSpec("SKLEARN_SERVER", "gs://seldon-models/v1.12.0-dev/sklearn/iris"))
+    candidates: tuple[VersionConfig, ...] = (VersionConfig(
+        name="iris-v2", namespace="ns-candidate",
+        model=ModelSpec("XGBOOST_SERVER", "gs://seldon-models/xgboost/iris")),)
+    wait_for_ready: StrictBool = False
+    routing_namespace: KubeName = "default"
+    gateway: NonEmpty = "istio-system/seldon-gateway"
+    host: NonEmpty = "iris.example.com"
+    metrics_namespace: KubeName = "iter8-seldon"
+    metrics_as_crd: StrictBool = False
+    extra_metrics: tuple[Metric, ...] = ()
+    """Your own metrics; one with a seed metric's name replaces it."""
+    load: LoadSettings = LoadSettings()
+    prometheus_url: Annotated[str, _http_url("prometheusUrl", "prometheusUsername and prometheusPassword "
+                                                              "(or prometheusToken)")] = (
+        "http://seldon-core-analytics-prometheus-seldon.seldon-system")
+    prometheus_timeout_seconds: Annotated[Number, AfterValidator(in_range(0, 300, low_open=True))] = 5.0
+    prometheus_verify_tls: StrictBool = True
+    prometheus_ca_bundle: str = ""
+    prometheus_username: str = ""
+    experiment: ExperimentConfig = ExperimentConfig()
+
+    @field_validator("render_directory")
+    @classmethod
+    def _render_or_apply(cls, render_directory: str, info: ValidationInfo) -> str:
+        if render_directory and info.data.get("kubeconfig"):
+            raise PydanticCustomError("conflict", "cannot be combined with kubeconfig (pick one)")
+        return render_directory
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates(cls, candidates: tuple[VersionConfig, ...], info: ValidationInfo) -> tuple[VersionConfig, ...]:
+        if not candidates:
+            raise PydanticCustomError("empty", "needs at least one candidate")
+        baseline = info.data.get("baseline")
+        names = [c.name for c in candidates]
+        raise_problems("candidates", [((i, "name"), f"duplicate name {n!r}") for i, n in enumerate(names)
+                                      if n in names[:i] or (baseline and n == baseline.name)], candidates)
+        return candidates
+
+    @field_validator("extra_metrics")
+    @classmethod
+    def _extra_metrics(cls, extra: tuple[Metric, ...]) -> tuple[Metric, ...]:
+        known = {m.name for m in library(extra)}
+        problems = duplicates([m.name for m in extra])
+        problems += unknown_metrics([((i, "sampleSize"), m.sample_size) for i, m in enumerate(extra)], known)
+        for i, metric in enumerate(extra):
+            unknown = metric.variables() - VERSION_VARIABLES
+            if unknown:
+                problems.append(((i, "query"), f"uses {', '.join(sorted(unknown))}; a version defines only "
+                                               f"{', '.join(sorted(VERSION_VARIABLES | {ELAPSED_TIME}))}"))
+        raise_problems("extraMetrics", problems, extra)
+        return extra
+
+    @field_validator("load")
+    @classmethod
+    def _load(cls, load: LoadSettings, info: ValidationInfo) -> LoadSettings:
+        baseline, candidates = info.data.get("baseline"), info.data.get("candidates")
+        if load.enabled and baseline and candidates and len(load.reward_qps) != 1 + len(candidates):
+            raise_problems("load", [(("rewardQps",), f"needs one positive number per version "
+                                                     f"({1 + len(candidates)}), got {len(load.reward_qps)}")], load)
+        return load
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment(cls, experiment: ExperimentConfig, info: ValidationInfo) -> ExperimentConfig:
+        """The experiment's references and patterns, checked by the engine's own model; problems located in
+        versions or metrics are reported by their own keys (baseline, candidates, extraMetrics)."""
+        needed = ("baseline", "candidates", "extra_metrics", "deployment_name", "predictor")
+        if any(key not in info.data for key in needed):
+            return experiment
+        try:
+            spec_of(experiment, info.data)
+        except ValidationError as err:
+            problems: list[tuple[Loc, str]] = []
+            for error in err.errors():
+                loc = error["loc"]
+                if loc[:1] == ("versions",) and len(loc) == 1:  # how many versions the pattern allows
+                    problems.append((("testingPattern",), error["msg"]))
+                elif loc[:1] not in (("versions",), ("metrics",)):
+                    problems.append((loc, error["msg"]))
+            raise_problems("experiment", problems, experiment)
+        return experiment
+
+    @property
+    def versions(self) -> tuple[VersionConfig, ...]:
+        """Baseline first."""
+        return (self.baseline, *self.candidates)
+
+    @property
+    def kubeconfig_path(self) -> str:
+        return os.path.expandvars(os.path.expanduser(self.kubeconfig))
+
+    @property
+    def prometheus(self) -> PrometheusSettings:
+        return PrometheusSettings(url=self.prometheus_url, timeout_seconds=self.prometheus_timeout_seconds,
+                                  verify_tls=self.prometheus_verify_tls, ca_bundle=self.prometheus_ca_bundle or None)
+
+    def metrics(self) -> tuple[Metric, ...]:
+        return library(self.extra_metrics)
+
+    def experiment_spec(self) -> ExperimentSpec:
+        """The engine's spec: this experiment, with the versions and the metric library filled in."""
+        return spec_of(self.experiment, dict(self))
+
+
+def library(extra: tuple[Metric, ...]) -> tuple[Metric, ...]:
+    """The seed's metrics plus the user's own (a seed name is replaced)."""
+    plain = [m.model_dump(by_alias=True, exclude_none=True) for m in extra]
+    return tuple(Metric.model_validate(m) for m in metric_library(plain))
+
+
+def spec_of(experiment: ExperimentConfig, fields: Mapping[str, Any]) -> ExperimentSpec:
+    versions = (fields["baseline"], *fields["candidates"])
+    variables = {"sid": fields["deployment_name"], "predictor": fields["predictor"]}
+    return ExperimentSpec.model_validate({
+        **experiment.model_dump(by_alias=True, exclude_none=True),
+        "versions": [{"name": v.name, "variables": {"ns": v.namespace, **variables}} for v in versions],
+        "metrics": [m.model_dump(by_alias=True, exclude_none=True) for m in library(fields["extra_metrics"])],
+    })
+
+
+def _decode(key: str, text: Any) -> Any:
+    """The engine hands config values as strings, objects and arrays as JSON; a string key stays as written."""
+    field = StackConfig.model_fields.get(_snake(key))
+    if not isinstance(text, str) or (field is not None and field.annotation in (str, "str")):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # reported by the type check
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def load_stack_config(values: Mapping[str, Any]) -> StackConfig:
+    """The settings from the stack's raw values (`key -> string`, without the `seldon-rollout:` prefix).
+
+    Raises ConfigError naming every problem, each as `seldon-rollout:<key path>: <what is wrong>`.
+    """
+    raw = {key: _decode(key, value) for key, value in values.items() if key not in SECRET_KEYS}
+    try:
+        settings = StackConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = problems_of(err)
+        if any(p.field.startswith("experiment") for p in problems):
+            problems += _references(raw, {p.field for p in problems})
+        raise ConfigError([f"{PROJECT}:{p}" for p in problems]) from None
+    try:
+        settings.experiment_spec()
+    except ValidationError as err:  # every rule of the spec is also a rule of the stack: this is a safety net
+        raise ConfigError([f"{PROJECT}:{p}" for p in problems_of(err, "experiment")]) from None
     return settings
+
+
+def _references(raw: Mapping[str, Any], reported: set[str]) -> list[Problem]:
+    """Unknown metrics the experiment names, also when another of its fields is invalid."""
+    experiment, extra = raw.get("experiment"), raw.get("extraMetrics")
+    if not isinstance(experiment, Mapping):
+        return []
+    names = {m.name for m in library(())}
+    names |= {m["name"] for m in extra if isinstance(m, Mapping) and isinstance(m.get("name"), str)} \
+        if isinstance(extra, list) else set()
+    defaults = ExperimentConfig().model_dump(by_alias=True, include={"request_count"})
+    found = reference_problems({**defaults, **experiment, "metrics": [{"name": n} for n in sorted(names)]},
+                               "experiment")
+    return [p for p in found if p.field not in reported]
+
+
+def project_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The project's own keys from the whole config map (`seldon-rollout:key -> value`)."""
+    prefix = f"{PROJECT}:"
+    return {key.removeprefix(prefix): value for key, value in config.items() if key.startswith(prefix)}

@@ -1,13 +1,98 @@
-"""The experiment as typed, frozen values: what the user declared, already validated.
+"""The experiment, declared once: frozen pydantic models with their defaults, bounds and rules.
 
-`rollout.validation.parse_experiment` builds these from the plain dict that stack config and the
-Pulumi resource inputs carry; everything downstream takes these types only.
+The same models read the stack config's `experiment` (components/settings.py), the provider's inputs
+(`check`, `create`, `update`) and the record `describe` and `plot` print. Keys are camelCase on the wire
+and in config (`intervalSeconds`), attributes snake_case (`interval_seconds`). Every rule says where it
+failed; `rollout.validation` turns pydantic's errors into `key.path: message` lines.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from rollout.jqexpr import JqError, compile_expression
+from rollout.templating import ELAPSED_TIME, TemplateError, template_variables
+
+Loc = tuple[str | int, ...]
+VARIABLE_VALUE = re.compile(r"[A-Za-z0-9_.:/-]+")
+JQ_FIRST_VALUE = ".data.result[0].value[1] | tonumber"
+
+
+class Model(BaseModel):
+    """Frozen, no unknown keys, camelCase keys, finite numbers only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True, allow_inf_nan=False,
+                              protected_namespaces=())
+
+
+def raise_problems(title: str, problems: Sequence[tuple[Loc, str]], value: Any) -> None:
+    """Raise every problem at once, each at its own location (relative to the value being validated)."""
+    if problems:
+        raise ValidationError.from_exception_data(title, [
+            InitErrorDetails(type=PydanticCustomError("rule", "{message}", {"message": message}), loc=loc,
+                             input=value) for loc, message in problems])
+
+
+def _reject_bool(kind: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):  # a bool is an int to Python, never a number in config
+            raise PydanticCustomError("not_bool", "must be {kind}, got {value}", {"kind": kind, "value": value})
+        return value
+    return check
+
+
+def in_range(low: float | None, high: float | None, *, low_open: bool = False) -> Callable[[Any], Any]:
+    def check(value: float) -> float:
+        below = low is not None and (value <= low if low_open else value < low)
+        if below or (high is not None and value > high):
+            if low is not None and high is not None:
+                bounds = f"between {low:g} and {high:g}" + (f" (above {low:g})" if low_open else "")
+            elif low_open:
+                bounds = f"above {low:g}"
+            else:
+                bounds = f"at least {low:g}"
+            raise PydanticCustomError("range", "must be {bounds}, got {value}", {"bounds": bounds, "value": value})
+        return value
+    return check
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("empty", "must be a non-empty string")
+    return value
+
+
+def _short(metric_ref: str) -> str:
+    """Iter8 names metrics `namespace/name`; the namespace is where they are stored, not part of the name."""
+    return metric_ref.rsplit("/", 1)[-1]
+
+
+Number = Annotated[float, BeforeValidator(_reject_bool("a number"))]
+Whole = Annotated[int, BeforeValidator(_reject_bool("a whole number"))]
+AtLeastOne = Annotated[Whole, AfterValidator(in_range(1, None))]
+Percent = Annotated[Whole, AfterValidator(in_range(0, 100))]
+Positive = Annotated[Number, AfterValidator(in_range(0, None, low_open=True))]
+NonEmpty = Annotated[str, AfterValidator(_non_empty)]
+MetricRef = Annotated[NonEmpty, AfterValidator(_short)]
 
 
 class TestingPattern(StrEnum):
@@ -41,31 +126,94 @@ class Algorithm(StrEnum):
     SEQUENTIAL = "sequential"
 
 
-@dataclass(frozen=True)
-class Metric:
-    """One metric: a PromQL template read through a jq expression."""
+class Exposure(StrEnum):
+    """What a count reward's events are exposed to (the `sequential` algorithm's rate test)."""
 
-    name: str
-    query: str
+    TIME = "time"
+    """The reward load is fixed whatever the weights (the seed's fortio feedback jobs): equal exposure."""
+    REQUESTS = "requests"
+    """Reward events follow the traffic a version serves: exposure is its `requestCount`."""
+
+
+class Metric(Model):
+    """One metric: a PromQL template read through a jq expression (Iter8's Metric fields)."""
+
+    name: NonEmpty
+    query: NonEmpty
     """PromQL with `$ns`, `$sid`, `$predictor`, `${elapsedTime}` (and any version variable)."""
-    jq_expression: str = ".data.result[0].value[1] | tonumber"
+    jq_expression: NonEmpty = JQ_FIRST_VALUE
     description: str = ""
-    type: str = "Gauge"
+    type: Literal["Counter", "Gauge"] = "Gauge"
     """`Counter` or `Gauge`, as Iter8 types them."""
-    units: str = ""
-    sample_size: str | None = None
+    units: Annotated[str, BeforeValidator(lambda v: "" if v is None else v)] = ""
+    sample_size: MetricRef | None = None
     """Name of the metric that counts the samples behind this one (for example `request-count`)."""
 
+    @field_validator("query")
+    @classmethod
+    def _template(cls, query: str) -> str:
+        try:
+            template_variables(query)
+        except TemplateError as err:
+            raise PydanticCustomError("template", "{err}", {"err": str(err)}) from None
+        return query
 
-@dataclass(frozen=True)
-class Objective:
+    @field_validator("jq_expression")
+    @classmethod
+    def _jq(cls, expression: str) -> str:
+        try:
+            compile_expression(expression)
+        except JqError as err:
+            raise PydanticCustomError("jq", "does not compile: {err}", {"err": str(err)}) from None
+        return expression
+
+    def variables(self) -> set[str]:
+        """The version variables the query needs (not `${elapsedTime}`, which the engine fills)."""
+        return template_variables(self.query) - {ELAPSED_TIME}
+
+
+def _variable_value(value: str) -> str:
+    if not VARIABLE_VALUE.fullmatch(value):
+        raise PydanticCustomError("variable", "must match [A-Za-z0-9_.:/-]+ (it is pasted into PromQL), got {v}",
+                                  {"v": repr(value)})
+    return value
+
+
+def _iter8_variables(raw: Any) -> Any:
+    """Iter8 lists variables as `[{name, value}]`; a mapping is accepted as it is."""
+    if isinstance(raw, list) and all(isinstance(v, Mapping) and set(v) == {"name", "value"} for v in raw):
+        return {str(v["name"]): v["value"] for v in raw}
+    return {} if raw is None else raw
+
+
+class Version(Model):
+    """One model version under test and the variables its queries are filled with."""
+
+    name: NonEmpty
+    variables: Annotated[dict[str, Annotated[str, AfterValidator(_variable_value)]],
+                         BeforeValidator(_iter8_variables)] = Field(default_factory=dict)
+
+    def variable_map(self) -> dict[str, str]:
+        return dict(self.variables)
+
+
+class Objective(Model):
     """A limit every version must meet to be feasible."""
 
-    metric: str
-    upper_limit: float | None = None
-    lower_limit: float | None = None
-    rollback_on_failure: bool = True
+    metric: MetricRef
+    upper_limit: Number | None = None
+    lower_limit: Number | None = None
+    rollback_on_failure: StrictBool = True
     """When a candidate breaks this limit, send it 0% at once and end the experiment."""
+
+    @model_validator(mode="after")
+    def _limits(self) -> Objective:
+        if self.upper_limit is None and self.lower_limit is None:
+            raise PydanticCustomError("objective", "needs upperLimit or lowerLimit")
+        if self.upper_limit is not None and self.lower_limit is not None and self.lower_limit > self.upper_limit:
+            raise PydanticCustomError("objective", "lowerLimit {low:g} is above upperLimit {up:g}",
+                                      {"low": self.lower_limit, "up": self.upper_limit})
+        return self
 
     def condition(self) -> str:
         """The limit as operators read it, e.g. `mean-latency <= 2000`."""
@@ -77,71 +225,147 @@ class Objective:
         return " and ".join(parts)
 
 
-@dataclass(frozen=True)
-class Reward:
+class Reward(Model):
     """A business metric to maximise or minimise; the first reward decides the winner."""
 
-    metric: str
+    metric: MetricRef
     preferred_direction: Direction = Direction.HIGH
 
 
-@dataclass(frozen=True)
-class Version:
-    """One model version under test and the variables its queries are filled with."""
-
-    name: str
-    variables: tuple[tuple[str, str], ...] = ()
-
-    def variable_map(self) -> dict[str, str]:
-        return dict(self.variables)
-
-
-class Exposure(StrEnum):
-    """What a count reward's events are exposed to (the `sequential` algorithm's rate test)."""
-
-    TIME = "time"
-    """The reward load is fixed whatever the weights (the seed's fortio feedback jobs): equal exposure."""
-    REQUESTS = "requests"
-    """Reward events follow the traffic a version serves: exposure is its `requestCount`."""
-
-
-@dataclass(frozen=True)
-class SequentialSettings:
+class SequentialSettings(Model):
     """Settings of the `sequential` algorithm (ignored by `iter8-v2`)."""
 
-    alpha: float = 0.05
+    alpha: Annotated[Number, AfterValidator(in_range(0, 1, low_open=True))] = 0.05
     """Level of the always-valid test: the chance of a false promotion it allows."""
-    min_samples: int = 30
+    min_samples: AtLeastOne = 30
     """Reward events per version before any promotion."""
-    exploration_floor: int = 5
+    exploration_floor: Annotated[Whole, AfterValidator(in_range(0, 20))] = 5
     """Weight (percent) every version keeps while the experiment runs."""
     exposure: Exposure = Exposure.TIME
     """What count-reward events are compared per: elapsed time (same for every version) or requests."""
 
+    @field_validator("alpha")
+    @classmethod
+    def _below_one(cls, alpha: float) -> float:
+        if alpha >= 1:
+            raise PydanticCustomError("range", "must be between 0 and 1, got {value}", {"value": alpha})
+        return alpha
 
-@dataclass(frozen=True)
-class ExperimentSpec:
-    """The whole experiment, validated."""
 
-    name: str
-    target: str
-    versions: tuple[Version, ...]
-    """Baseline first, then the candidates."""
-    metrics: tuple[Metric, ...]
-    rewards: tuple[Reward, ...] = ()
-    objectives: tuple[Objective, ...] = ()
-    request_count: str | None = None
+class ExperimentSettings(Model):
+    """How the experiment runs: the same fields, and defaults, in stack config and in the engine's spec."""
+
     testing_pattern: TestingPattern = TestingPattern.AB
     deployment_pattern: DeploymentPattern = DeploymentPattern.PROGRESSIVE
     algorithm: Algorithm = Algorithm.ITER8_V2
-    interval_seconds: int = 20
-    iterations_per_loop: int = 15
-    max_loops: int = 1
-    max_candidate_weight: int = 100
-    max_candidate_weight_increment: int = 10
-    consecutive_error_limit: int = 4
-    history_limit: int = 50
-    sequential: SequentialSettings = field(default_factory=SequentialSettings)
+    interval_seconds: AtLeastOne = 10
+    """Seconds between iterations (a `pulumi up` sooner changes nothing)."""
+    iterations_per_loop: AtLeastOne = 10
+    max_loops: AtLeastOne = 1
+    max_candidate_weight: Percent = 100
+    max_candidate_weight_increment: Percent = 10
+    consecutive_error_limit: AtLeastOne = 4
+    """Iterations in a row without usable data before the experiment fails back to the baseline."""
+    history_limit: Annotated[Whole, AfterValidator(in_range(1, 1000))] = 50
+    """History entries kept in the record."""
+    sequential: SequentialSettings = SequentialSettings()
+
+
+def unknown_metrics(refs: Sequence[tuple[Loc, str | None]], known: set[str]) -> list[tuple[Loc, str]]:
+    """A problem for each reference to a metric that is not defined."""
+    listed = ", ".join(sorted(known)) or "none"
+    return [(loc, f"unknown metric {name!r} (known: {listed})") for loc, name in refs
+            if name is not None and name not in known]
+
+
+def duplicates(names: Sequence[str]) -> list[tuple[Loc, str]]:
+    return [((i, "name"), f"duplicate name {name!r}") for i, name in enumerate(names) if name in names[:i]]
+
+
+class ExperimentSpec(ExperimentSettings):
+    """The whole experiment as the engine takes it: versions and metrics filled in, every reference checked."""
+
+    name: NonEmpty
+    target: str = ""
+    versions: tuple[Version, ...]
+    """Baseline first, then the candidates."""
+    metrics: tuple[Metric, ...]
+    rewards: tuple[Reward, ...] = Field(default=(), validate_default=True)
+    objectives: tuple[Objective, ...] = ()
+    request_count: MetricRef | None = Field(default=None, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _many_versions_are_abn(cls, data: Any) -> Any:
+        """A/B with more than one candidate is A/B/n (Iter8 does the same)."""
+        if isinstance(data, Mapping) and isinstance(data.get("versions"), Sequence) and len(data["versions"]) > 2:
+            key = "testing_pattern" if "testing_pattern" in data else "testingPattern"
+            if data.get(key, TestingPattern.AB.value) == TestingPattern.AB.value:
+                return {**data, key: TestingPattern.ABN.value}
+        return data
+
+    @field_validator("versions")
+    @classmethod
+    def _versions(cls, versions: tuple[Version, ...], info: ValidationInfo) -> tuple[Version, ...]:
+        problems = duplicates([v.name for v in versions])
+        pattern = info.data.get("testing_pattern")
+        if not versions:
+            problems.append(((), "needs at least the baseline"))
+        elif pattern is TestingPattern.CANARY and len(versions) != 2:
+            problems.append(((), f"testingPattern Canary needs a baseline and exactly one candidate, "
+                                 f"got {len(versions)} versions"))
+        elif pattern is TestingPattern.CONFORMANCE and len(versions) != 1:
+            problems.append(((), f"testingPattern Conformance tests the baseline alone, got {len(versions)} versions"))
+        raise_problems("versions", problems, versions)
+        return versions
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, metrics: tuple[Metric, ...], info: ValidationInfo) -> tuple[Metric, ...]:
+        names = [m.name for m in metrics]
+        problems = duplicates(names)
+        problems += unknown_metrics([((i, "sampleSize"), m.sample_size) for i, m in enumerate(metrics)], set(names))
+        for i, metric in enumerate(metrics):
+            for version in info.data.get("versions") or ():
+                missing = metric.variables() - set(version.variables)
+                if missing:
+                    problems.append(((i, "query"), f"uses {', '.join(sorted(missing))}, which version "
+                                                   f"{version.name!r} does not define"))
+        raise_problems("metrics", problems, metrics)
+        return metrics
+
+    @field_validator("rewards")
+    @classmethod
+    def _rewards(cls, rewards: tuple[Reward, ...], info: ValidationInfo) -> tuple[Reward, ...]:
+        problems = cls._references([((i, "metric"), r.metric) for i, r in enumerate(rewards)], info)
+        pattern = info.data.get("testing_pattern")
+        if not rewards and pattern in (TestingPattern.AB, TestingPattern.ABN):
+            problems.append(((), f"testingPattern {pattern.value} needs at least one reward"))
+        raise_problems("rewards", problems, rewards)
+        return rewards
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, objectives: tuple[Objective, ...], info: ValidationInfo) -> tuple[Objective, ...]:
+        raise_problems("objectives", cls._references(
+            [((i, "metric"), o.metric) for i, o in enumerate(objectives)], info), objectives)
+        return objectives
+
+    @field_validator("request_count")
+    @classmethod
+    def _request_count(cls, name: str | None, info: ValidationInfo) -> str | None:
+        problems = cls._references([((), name)], info)
+        sequential = info.data.get("sequential")
+        if (name is None and info.data.get("algorithm") is Algorithm.SEQUENTIAL and sequential is not None
+                and sequential.exposure is Exposure.REQUESTS):
+            problems.append(((), "sequential.exposure 'requests' needs requestCount (the metric counting requests)"))
+        raise_problems("requestCount", problems, name)
+        return name
+
+    @staticmethod
+    def _references(refs: Sequence[tuple[Loc, str | None]], info: ValidationInfo) -> list[tuple[Loc, str]]:
+        metrics = info.data.get("metrics")
+        return [] if metrics is None else unknown_metrics(refs, {m.name for m in metrics})
 
     @property
     def baseline(self) -> Version:
@@ -172,3 +396,7 @@ class ExperimentSpec:
             if name not in names:
                 names.append(name)
         return tuple(names)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The plain dict the provider receives (camelCase keys, unset optionals left out)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
