@@ -13,13 +13,12 @@ from components.load import LoadGenerator, seed_load_jobs
 from components.metrics import MetricsLibrary
 from components.models import ModelDeployment, version_aliases
 from components.routing import Route, Routing
-from components.settings import ConfigError, ModelSpec, StackConfig, load_stack_config, project_values
+from components.settings import ConfigError, ModelSpec, StackConfig, load_stack_config, program_config
 from rollout.provider import RECORD_KEYS, Experiment
 
 config = pulumi.Config()
 try:
-    settings: StackConfig = load_stack_config(project_values(
-        {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}))
+    settings: StackConfig = load_stack_config(*program_config())
 except ConfigError as err:
     raise pulumi.RunError(str(err)) from None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -291,19 +291,26 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
-def load_stack_config(values: Mapping[str, Any]) -> StackConfig:
+def load_stack_config(values: Mapping[str, Any], secret: Collection[str] = ()) -> StackConfig:
     """The settings from the stack's raw values (`key -> string`, without the `seldon-rollout:` prefix).
 
-    Raises ConfigError naming every problem, each as `seldon-rollout:<key path>: <what is wrong>`.
+    `secret` names the keys the stack holds encrypted; a credential stored in plain text is refused (the
+    engine cannot enforce `secret: true` on a key that may be left unset). Raises ConfigError naming every
+    problem, each as `seldon-rollout:<key path>: <what is wrong>`.
     """
+    plain_secrets = [Problem(key, f"is stored in plain text in the stack file; set it with "
+                                  f"`pulumi config set --secret {key} <value>`")
+                     for key in SECRET_KEYS if values.get(key) and key not in secret]
     raw = {key: _decode(key, value) for key, value in values.items() if key not in SECRET_KEYS}
     try:
         settings = StackConfig.model_validate(raw)
     except ValidationError as err:
-        problems = problems_of(err)
+        problems = plain_secrets + problems_of(err)
         if any(p.field.startswith("experiment") for p in problems):
             problems += _references(raw, {p.field for p in problems})
         raise ConfigError([f"{PROJECT}:{p}" for p in problems]) from None
+    if plain_secrets:
+        raise ConfigError([f"{PROJECT}:{p}" for p in plain_secrets])
     try:
         settings.experiment_spec()
     except ValidationError as err:  # every rule of the spec is also a rule of the stack: this is a safety net
@@ -326,6 +333,16 @@ def _references(raw: Mapping[str, Any], reported: set[str]) -> list[Problem]:
 
 
 def project_values(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The project's own keys from the whole config map (`seldon-rollout:key -> value`)."""
+    """The project's own keys from a config map (`seldon-rollout:key -> value`)."""
     prefix = f"{PROJECT}:"
     return {key.removeprefix(prefix): value for key, value in config.items() if key.startswith(prefix)}
+
+
+def program_config() -> tuple[dict[str, Any], set[str]]:
+    """The project's raw config values and the keys held encrypted, as the engine hands them to the program."""
+    import pulumi.runtime.config as runtime
+
+    values = project_values({**runtime.get_config_env(), **runtime.CONFIG.get()})
+    encrypted = set(runtime.get_config_secret_keys_env())
+    secret = {key for key in values if f"{PROJECT}:{key}" in encrypted or runtime.is_config_secret(f"{PROJECT}:{key}")}
+    return values, secret

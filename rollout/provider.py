@@ -114,11 +114,7 @@ class ExperimentProvider(ResourceProvider):
     serialize_as_secret_always = False
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        experiment = news.get("experiment")
-        failures = [CheckFailure(f"experiment.{p.field}", p.message)
-                    for p in validate(experiment if isinstance(experiment, Mapping) else {})]
-        if not isinstance(experiment, Mapping):
-            failures = [CheckFailure("experiment", "is required (a mapping)")]
+        failures = [CheckFailure(p.field, p.message) for p in validate(news.get("experiment"), "experiment")]
         failures += _check_prometheus(news.get("prometheus"))
         return CheckResult(news, failures)
 

@@ -55,7 +55,7 @@ def raise_problems(title: str, problems: Sequence[tuple[Loc, str]], value: Any) 
 def _reject_bool(kind: str) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if isinstance(value, bool):  # a bool is an int to Python, never a number in config
-            raise PydanticCustomError("not_bool", "must be {kind}, got {value}", {"kind": kind, "value": value})
+            raise PydanticCustomError("not_bool", "must be {kind}, got {value}", {"kind": kind, "value": repr(value)})
         return value
     return check
 
@@ -292,7 +292,7 @@ class ExperimentSpec(ExperimentSettings):
     metrics: tuple[Metric, ...]
     rewards: tuple[Reward, ...] = Field(default=(), validate_default=True)
     objectives: tuple[Objective, ...] = ()
-    request_count: MetricRef | None = Field(default=None, validate_default=True)
+    request_count: MetricRef | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -354,13 +354,17 @@ class ExperimentSpec(ExperimentSettings):
     @field_validator("request_count")
     @classmethod
     def _request_count(cls, name: str | None, info: ValidationInfo) -> str | None:
-        problems = cls._references([((), name)], info)
-        sequential = info.data.get("sequential")
-        if (name is None and info.data.get("algorithm") is Algorithm.SEQUENTIAL and sequential is not None
-                and sequential.exposure is Exposure.REQUESTS):
-            problems.append(((), "sequential.exposure 'requests' needs requestCount (the metric counting requests)"))
-        raise_problems("requestCount", problems, name)
+        raise_problems("requestCount", cls._references([((), name)], info), name)
         return name
+
+    @model_validator(mode="after")
+    def _exposure_needs_request_count(self) -> ExperimentSpec:
+        if (self.request_count is None and self.algorithm is Algorithm.SEQUENTIAL
+                and self.sequential.exposure is Exposure.REQUESTS):
+            raise_problems(type(self).__name__, [(("requestCount",), "sequential.exposure 'requests' needs "
+                                                                     "requestCount (the metric counting requests)")],
+                           None)
+        return self
 
     @staticmethod
     def _references(refs: Sequence[tuple[Loc, str | None]], info: ValidationInfo) -> list[tuple[Loc, str]]:

@@ -113,7 +113,7 @@ def _explained(err: ValidationError, data: Mapping[str, Any], prefix: str) -> li
     return found + [p for p in reference_problems(data, prefix) if p.field not in seen]
 
 
-def parse_experiment(data: Mapping[str, Any], prefix: str = "") -> ExperimentSpec:
+def parse_experiment(data: Any, prefix: str = "") -> ExperimentSpec:
     """Validate `data` (camelCase keys, as in stack config and the provider's inputs) into the typed spec.
 
     Raises SpecError listing every problem found, each path under `prefix`.
@@ -126,7 +126,7 @@ def parse_experiment(data: Mapping[str, Any], prefix: str = "") -> ExperimentSpe
         raise SpecError(_explained(err, data, prefix)) from None
 
 
-def validate(data: Mapping[str, Any], prefix: str = "") -> list[Problem]:
+def validate(data: Any, prefix: str = "") -> list[Problem]:
     """Every problem with `data`, as a list (empty when valid)."""
     try:
         parse_experiment(data, prefix)

@@ -13,6 +13,8 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
+from rollout.provider import RECORD_KEYS, ExperimentProvider
+
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT_TYPE = "pulumi-python:dynamic/rollout:Experiment"
 TOKEN = "s3cr3t-prometheus-token"
@@ -56,14 +58,16 @@ COMPLETED = {"stage": "Completed", "iteration": 10, "weights": {"iris-v1": 0, "i
 
 
 def run_program(monkeypatch: pytest.MonkeyPatch, state: dict[str, Any],
-                config: dict[str, Any] | None = None) -> Recorded:
+                config: dict[str, Any] | None = None,
+                secret_keys: tuple[str, ...] = ("prometheusToken", "prometheusPassword")) -> Recorded:
     recorded = Recorded()
     pulumi.runtime.set_mocks(Mocks(recorded, state), project="seldon-rollout", stack="dev", preview=False)
     values = {"load": {"enabled": True, "gatewayUrl": "http://10.0.0.1", "predictionQps": 5,
                        "rewardQps": [0.7, 1], "durationSeconds": 6000},
               "prometheusUrl": "http://127.0.0.1:9090", **(config or {})}
     pulumi.runtime.set_all_config({f"seldon-rollout:{k}": v if isinstance(v, str) else json.dumps(v)
-                                   for k, v in values.items()}, secret_keys=["seldon-rollout:prometheusToken"])
+                                   for k, v in values.items()},
+                                  secret_keys=[f"seldon-rollout:{k}" for k in secret_keys])
     monkeypatch.setattr(pulumi, "export", lambda name, value: recorded.exports.__setitem__(name, value))
 
     @pulumi.runtime.test
@@ -93,7 +97,7 @@ def test_every_resource_of_the_seed_exists(monkeypatch: pytest.MonkeyPatch) -> N
     sdeps = rec.of("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment")
     assert sorted((s.inputs["metadata"]["namespace"], s.inputs["metadata"]["name"]) for s in sdeps) == [
         ("ns-baseline", "iris"), ("ns-candidate", "iris")]
-    candidate = rec.one("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment", "candidate-sdep")
+    candidate = rec.one("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment", "iris-v2-sdep")
     assert candidate["spec"]["predictors"][0]["graph"] == {
         "name": "classifier", "implementation": "XGBOOST_SERVER", "modelUri": "gs://seldon-models/xgboost/iris"}
     assert len(rec.of("kubernetes:networking.istio.io/v1alpha3:VirtualService")) == 1
@@ -116,13 +120,13 @@ def test_weights_flow_from_the_experiment_into_the_virtual_service(monkeypatch: 
         ("iris-default.ns-baseline.svc.cluster.local", 8000, 70, "iris-v1"),
         ("iris-default.ns-candidate.svc.cluster.local", 8000, 30, "iris-v2"),
     ]
-    baseline = rec.one("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment", "baseline-sdep")
+    baseline = rec.one("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment", "iris-v1-sdep")
     assert baseline["spec"]["predictors"][0]["graph"]["implementation"] == "SKLEARN_SERVER"
 
 
 def test_promotion_rewrites_the_baseline_and_routes_everything_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
     rec = run_program(monkeypatch, COMPLETED)
-    baseline = rec.one("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment", "baseline-sdep")
+    baseline = rec.one("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment", "iris-v1-sdep")
     assert baseline["metadata"]["namespace"] == "ns-baseline"
     assert baseline["spec"]["predictors"][0]["graph"] == {
         "name": "classifier", "implementation": "XGBOOST_SERVER", "modelUri": "gs://seldon-models/xgboost/iris"}
@@ -161,15 +165,32 @@ def test_no_load_jobs_when_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     assert rec.of("kubernetes:batch/v1:Job") == []
 
 
-def test_stack_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
-    rec = run_program(monkeypatch, COMPLETED)
+def is_secret(value: Any) -> bool:
+    box: list[bool] = []
+
+    @pulumi.runtime.test
+    def read() -> Any:
+        output = pulumi.Output.from_input(value)
+        return pulumi.Output.all(output, output.is_secret()).apply(lambda both: box.append(both[1]))
+
+    read()
+    return box[0]
+
+
+def test_stack_outputs_are_the_record_and_nothing_the_provider_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The mocked Experiment echoes all its inputs as outputs, the secret prometheusAuth included: the
+    # exported record must still hold exactly the record's keys, and not be secret.
+    rec = run_program(monkeypatch, COMPLETED, {"prometheusToken": TOKEN})
     assert sorted(rec.exports) == ["experiment", "iteration", "promoted", "stage", "weights", "winner"]
     assert resolve(rec.exports["stage"]) == "Completed"
     assert resolve(rec.exports["weights"]) == {"iris-v1": 0, "iris-v2": 100}
     assert resolve(rec.exports["promoted"]) == "iris-v2"
+    assert is_secret(pulumi.Output.secret("x")) and not is_secret("x")  # the helper itself tells them apart
     record = resolve(rec.exports["experiment"])
+    assert sorted(record) == sorted(RECORD_KEYS)
     assert record["iteration"] == 10
-    assert "prometheusAuth" not in record
+    assert not is_secret(rec.exports["experiment"])
+    assert TOKEN not in json.dumps(record, default=str)
 
 
 def test_experiment_gets_the_seed_spec_and_the_token_only_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,7 +207,12 @@ def test_experiment_gets_the_seed_spec_and_the_token_only_as_a_secret(monkeypatc
     assert auth["value"]["token"] == TOKEN
     everything_else = json.dumps({k: v for k, v in inputs.items() if k not in ("prometheusAuth", "__provider")})
     assert TOKEN not in everything_else
-    assert TOKEN not in str(resolve(rec.exports["experiment"]))
+    # What the real provider makes of these inputs (its `create`, which needs no network) holds no token.
+    plain = {k: v for k, v in inputs.items() if k != "__provider"}
+    plain["prometheusAuth"] = auth["value"]
+    created = ExperimentProvider().create(plain)
+    assert TOKEN not in json.dumps(created.outs, default=str)
+    assert created.outs["spec"] == spec
     # The serialized provider captured nothing secret, so it is stored as a plain (small) value.
     blob = inputs["__provider"]
     assert isinstance(blob, str)
@@ -198,12 +224,93 @@ def test_experiment_gets_the_seed_spec_and_the_token_only_as_a_secret(monkeypatc
     ({"experiment": {"name": "x", "intervalSeconds": 0, "rewards": [{"metric": "nope"}]}},
      "experiment.intervalSeconds: must be at least 1"),
     ({"candidates": [{"name": "iris-v2", "namespace": "ns-candidate", "model": {"implementation": "XGBOOST_SERVER"}}]},
-     "seldon-rollout:candidates[0].model.modelUri: must be a non-empty string"),
-    ({"prometheusUrl": "prometheus:9090"}, "seldon-rollout:prometheusUrl: must start with http://"),
+     "seldon-rollout:candidates[0].model.modelUri: is required"),
+    ({"prometheusUrl": "prometheus:9090"}, "seldon-rollout:prometheusUrl: must be an http:// or https:// URL"),
     ({"load": {"enabled": True, "rewardQps": [1]}}, "seldon-rollout:load.rewardQps: needs one positive number per version"),
+    ({"baseline": {"name": "iris-v1", "namespace": "ns-baseline", "model": {"implementation": "SKLEARN", "modelUri": "gs://m"}}},
+     "seldon-rollout:baseline.model.implementation: must be one of SKLEARN_SERVER, XGBOOST_SERVER"),
+    ({"load": {"gatewayUrl": "10.0.0.1:80"}}, "seldon-rollout:load.gatewayUrl: must be an http:// or https:// URL"),
+    ({"experiment": {"objectives": [{"metric": "mean-latency", "upperLimit": "fast"}]}},
+     "seldon-rollout:experiment.objectives[0].upperLimit: must be a number, got 'fast'"),
+    ({"extraMetrics": [{"name": "p99", "query": "q{pod='$pod'}"}]}, "seldon-rollout:extraMetrics[0].query: uses pod"),
+    ({"waitForReady": "sometimes"}, "seldon-rollout:waitForReady: must be true or false, got 'sometimes'"),
+    ({"prometheusURL": "http://x"}, "seldon-rollout:prometheusURL: is not a known key"),
 ])
 def test_bad_config_is_a_clear_error_not_a_traceback(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any],
                                                      says: str) -> None:
     with pytest.raises(pulumi.RunError) as err:
         run_program(monkeypatch, RUNNING, config)
     assert says in str(err.value)
+
+
+def test_a_partial_experiment_keeps_every_other_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, RUNNING, {"experiment": {"name": "only-the-name"}})
+    spec = rec.one(EXPERIMENT_TYPE, "experiment")["experiment"]
+    assert spec["name"] == "only-the-name"
+    assert (spec["intervalSeconds"], spec["iterationsPerLoop"], spec["requestCount"]) == (10, 10, "request-count")
+    assert spec["rewards"] == [{"metric": "user-engagement", "preferredDirection": "High"}]
+    assert [(o["metric"], o["upperLimit"]) for o in spec["objectives"]] == [
+        ("mean-latency", 2000), ("95th-percentile-tail-latency", 5000), ("error-rate", 0.01)]
+    load = rec.one("kubernetes:batch/v1:Job", "fortio-requests")["spec"]["template"]["spec"]["containers"][0]
+    assert load["command"][load["command"].index("-qps") + 1] == "5"
+
+
+def test_a_partial_load_keeps_its_other_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, RUNNING, {"load": {"gatewayUrl": "http://10.0.0.9"}})
+    jobs = {r.name: r.inputs for r in rec.of("kubernetes:batch/v1:Job")}
+    assert sorted(jobs) == ["fortio-irisv1-rewards", "fortio-irisv2-rewards", "fortio-requests"]
+    reward = jobs["fortio-irisv2-rewards"]["spec"]["template"]["spec"]["containers"][0]
+    assert reward["command"][reward["command"].index("-qps") + 1] == "1"
+    assert reward["command"][reward["command"].index("-t") + 1] == "6000s"
+
+
+def test_credentials_in_the_prometheus_url_are_refused_without_echoing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(monkeypatch, RUNNING, {"prometheusUrl": "https://admin:hunter2-pw@prometheus.example:9091"})
+    text = str(err.value)
+    assert "seldon-rollout:prometheusUrl: must not carry credentials" in text
+    assert "prometheusToken" in text and "--secret" in text
+    assert "hunter2-pw" not in text and "admin" not in text
+
+
+def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(monkeypatch, RUNNING, {
+            "experiment": {"intervalSeconds": 0, "rewards": [{"metric": "clicks"}]},
+            "prometheusTimeoutSeconds": "-1", "metricsNamespace": "Not_A_Name"})
+    lines = str(err.value).splitlines()[1:]
+    assert [line.split(":")[1] for line in lines] == [
+        "metricsNamespace", "prometheusTimeoutSeconds", "experiment.intervalSeconds", "experiment.rewards[0].metric"]
+    assert "Traceback" not in str(err.value)
+
+
+def test_versions_are_named_by_their_own_name_whatever_their_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    third = {"name": "iris-v3", "namespace": "ns-candidate-2",
+             "model": {"implementation": "XGBOOST_SERVER", "modelUri": "gs://seldon-models/xgboost/iris"}}
+    candidates = [{"name": "iris-v2", "namespace": "ns-candidate",
+                   "model": {"implementation": "XGBOOST_SERVER", "modelUri": "gs://seldon-models/xgboost/iris"}}, third]
+    rec = run_program(monkeypatch, RUNNING, {"candidates": candidates, "load": {"rewardQps": [0.7, 1, 1]}})
+    names = sorted(r.name for r in rec.of("seldon-rollout:models:ModelDeployment"))
+    assert names == ["iris-v1", "iris-v2", "iris-v3"]
+    sdeps = {r.name: r.inputs["metadata"]["namespace"]
+             for r in rec.of("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment")}
+    assert sdeps == {"iris-v1-sdep": "ns-baseline", "iris-v2-sdep": "ns-candidate", "iris-v3-sdep": "ns-candidate-2"}
+
+
+def test_metrics_as_iter8_resources_query_the_url_the_engine_queries(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, RUNNING, {"metricsAsCrd": True,
+                                             "prometheusUrl": "http://prometheus.example:9090/api/v1/query"})
+    metrics = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in rec.of("kubernetes:iter8.tools/v2alpha2:Metric")}
+    assert len(metrics) == 6
+    assert {m["urlTemplate"] for m in metrics.values()} == {"http://prometheus.example:9090/api/v1/query"}
+    assert metrics["mean-latency"]["sampleSize"] == "request-count"
+    assert metrics["mean-latency"]["units"] == "milliseconds"
+
+
+@pytest.mark.parametrize("key", ["prometheusToken", "prometheusPassword"])
+def test_a_credential_stored_in_plain_text_is_refused(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(monkeypatch, RUNNING, {key: TOKEN, "prometheusUsername": "reader"}, secret_keys=())
+    assert f"seldon-rollout:{key}: is stored in plain text in the stack file" in str(err.value)
+    assert f"pulumi config set --secret {key}" in str(err.value)
+    assert TOKEN not in str(err.value)

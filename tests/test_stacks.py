@@ -1,4 +1,4 @@
-"""Every stack file holds valid config: settings load and the experiment validates."""
+"""The stack config schema against Pulumi.yaml and the three stack files."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from components.metric_library import metric_library
-from components.settings import load_settings
-from rollout.validation import validate
+from components.settings import SECRET_KEYS, ConfigError, StackConfig, load_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+DECLARED: dict[str, dict[str, Any]] = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+SCHEMA_DEFAULTS = StackConfig().model_dump(mode="json", by_alias=True, exclude_none=True)
+PULUMI_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number", dict: "object", list: "array"}
 
 
 def stack_config(stack: str) -> dict[str, Any]:
@@ -22,40 +23,133 @@ def stack_config(stack: str) -> dict[str, Any]:
     return {key.split(":", 1)[1]: value for key, value in raw.items()}
 
 
-def as_engine_passes(value: Any) -> str:
+def as_engine_passes(config: dict[str, Any]) -> dict[str, str]:
     """The engine hands the program strings; objects and arrays as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
 
 
 def test_the_three_environments_exist() -> None:
     assert STACKS == ["dev", "kind", "prod"]
 
 
+def test_pulumi_yaml_declares_every_key_of_the_schema_and_only_those() -> None:
+    assert set(DECLARED) == set(SCHEMA_DEFAULTS) | set(SECRET_KEYS)
+
+
+@pytest.mark.parametrize("key", sorted(SCHEMA_DEFAULTS))
+def test_pulumi_yaml_defaults_are_the_schemas(key: str) -> None:
+    declared = DECLARED[key]
+    assert declared["default"] == SCHEMA_DEFAULTS[key], f"{key}: Pulumi.yaml and components/settings.py disagree"
+    assert declared["type"] == PULUMI_TYPES[type(SCHEMA_DEFAULTS[key])] or (
+        declared["type"] == "integer" and isinstance(SCHEMA_DEFAULTS[key], float)
+        and float(SCHEMA_DEFAULTS[key]).is_integer())
+    assert declared.get("description")
+
+
+@pytest.mark.parametrize("key", SECRET_KEYS)
+def test_credentials_are_declared_secret(key: str) -> None:
+    # The engine requires every *typed* secret key to be set (a typed default fails "must be encrypted"),
+    # so the optional credentials are declared secret without a type; the program refuses a plain one.
+    assert DECLARED[key]["secret"] is True
+    assert DECLARED[key]["default"] == ""
+    assert "type" not in DECLARED[key]
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_stack_config_is_valid(stack: str) -> None:
-    config = stack_config(stack)
-    settings = load_settings(lambda key: as_engine_passes(config[key]) if key in config else None)
-    experiment = {**settings.experiment, "metrics": metric_library(list(settings.extra_metrics)),
-                  "versions": [{"name": v.name, "variables": {"ns": v.namespace, "sid": settings.deployment_name,
-                                                                 "predictor": settings.predictor}}
-                               for v in settings.versions]}
-    assert validate(experiment) == []
+    settings = load_stack_config(as_engine_passes(stack_config(stack)))
+    assert settings.experiment_spec().version_names == ("iris-v1", "iris-v2")
+
+
+def test_a_partial_experiment_keeps_every_other_default() -> None:
+    settings = load_stack_config({"experiment": json.dumps({"name": "short"})})
+    assert settings.experiment.name == "short"
+    assert settings.experiment.model_dump(exclude={"name"}) == StackConfig().experiment.model_dump(exclude={"name"})
+    spec = settings.experiment_spec()
+    assert (spec.interval_seconds, spec.iterations_per_loop, spec.request_count) == (10, 10, "request-count")
+    assert [o.condition() for o in spec.objectives] == [
+        "mean-latency <= 2000", "95th-percentile-tail-latency <= 5000", "error-rate <= 0.01"]
+
+
+def test_a_partial_nested_object_keeps_its_defaults() -> None:
+    settings = load_stack_config({"experiment": json.dumps({"sequential": {"alpha": 0.01}}),
+                                  "load": json.dumps({"enabled": False})})
+    assert settings.experiment.sequential.alpha == 0.01
+    assert (settings.experiment.sequential.min_samples, settings.experiment.sequential.exposure) == (30, "time")
+    assert settings.load.reward_qps == (0.7, 1.0) and settings.load.duration_seconds == 6000
+
+
+def test_string_keys_are_taken_as_written_and_others_as_json() -> None:
+    settings = load_stack_config({"deploymentName": "123", "prometheusTimeoutSeconds": "10", "waitForReady": "true",
+                                  "host": "true"})
+    assert (settings.deployment_name, settings.prometheus_timeout_seconds) == ("123", 10.0)
+    assert settings.wait_for_ready is True and settings.host == "true"
+
+
+@pytest.mark.parametrize(("config", "says"), [
+    ({"prometheusUrl": "https://user:pa55@prometheus:9091"}, "prometheusUrl: must not carry credentials"),
+    ({"prometheusUrl": "https://@prometheus:9091"}, "prometheusUrl: must not carry credentials"),
+    ({"prometheusUrl": "ftp://prometheus"}, "prometheusUrl: must be an http:// or https:// URL"),
+    ({"prometheusTimeoutSeconds": "0"}, "prometheusTimeoutSeconds: must be between 0 and 300 (above 0), got 0"),
+    ({"load": json.dumps({"gatewayUrl": "istio-ingressgateway"})}, "load.gatewayUrl: must be an http:// or https://"),
+    ({"load": json.dumps({"gatewayUrl": "http://u:p@gw"})}, "load.gatewayUrl: must not carry credentials"),
+    ({"load": json.dumps({"durationSeconds": 0})}, "load.durationSeconds: must be at least 1, got 0"),
+    ({"load": json.dumps({"predictionQps": True})}, "load.predictionQps: must be a number, got True"),
+    ({"candidates": "[]"}, "candidates: needs at least one candidate"),
+    ({"candidates": json.dumps([{"name": "iris-v1", "namespace": "ns-c",
+                                 "model": {"implementation": "XGBOOST_SERVER", "modelUri": "gs://m"}}])},
+     "candidates[0].name: duplicate name 'iris-v1'"),
+    ({"candidates": json.dumps([{"name": "Iris_V2", "namespace": "ns-c",
+                                 "model": {"implementation": "XGBOOST_SERVER", "modelUri": "gs://m"}}])},
+     "candidates[0].name: must be a Kubernetes name"),
+    ({"baseline": json.dumps({"name": "iris-v1", "namespace": "ns-b", "model": {"implementation": "PYTORCH",
+                                                                                 "modelUri": "gs://m"}})},
+     "baseline.model.implementation: must be one of SKLEARN_SERVER"),
+    ({"renderDirectory": "out", "kubeconfig": "~/.kube/config"}, "renderDirectory: cannot be combined with kubeconfig"),
+    ({"experiment": json.dumps({"testingPattern": "Canary", "rewards": [], "objectives": []}),
+      "candidates": json.dumps([{"name": n, "namespace": f"ns-{n}", "model": {"implementation": "XGBOOST_SERVER",
+                                                                               "modelUri": "gs://m"}}
+                                for n in ("a", "b")]),
+      "load": json.dumps({"rewardQps": [1, 1, 1]})},
+     "experiment.testingPattern: testingPattern Canary needs a baseline and exactly one candidate, got 3 versions"),
+    ({"experiment": json.dumps({"requestCount": "requests-total"})}, "experiment.requestCount: unknown metric"),
+    ({"experiment": json.dumps({"algorithm": "sequential", "requestCount": None, "sequential": {"exposure": "requests"}})},
+     "experiment.requestCount: sequential.exposure 'requests' needs requestCount"),
+    ({"extraMetrics": json.dumps([{"name": "x", "query": "up", "sampleSize": "nope"}])},
+     "extraMetrics[0].sampleSize: unknown metric 'nope'"),
+    ({"extraMetrics": json.dumps([{"name": "x", "query": "up", "jqexpression": "."}])},
+     "extraMetrics[0].jqexpression: is not a known key"),
+])
+def test_each_mistake_names_its_key(config: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_stack_config(config)
+    assert any(p.startswith("seldon-rollout:") and says in p for p in err.value.problems), err.value.problems
+    assert "pa55" not in str(err.value) and "u:p@" not in str(err.value)
+
+
+def test_an_extra_metric_can_be_a_reward() -> None:
+    clicks = {"name": "clicks", "query": "sum(increase(clicks{ns='$ns'}[${elapsedTime}s]))", "type": "Counter"}
+    settings = load_stack_config({"extraMetrics": json.dumps([clicks]),
+                                  "experiment": json.dumps({"rewards": [{"metric": "iter8-seldon/clicks"}]})})
+    spec = settings.experiment_spec()
+    assert spec.rewards[0].metric == "clicks" and spec.metric("clicks").type == "Counter"
+    assert len(spec.metrics) == 7
 
 
 def test_prod_is_stricter_than_the_seed_and_sends_no_load() -> None:
-    prod = load_settings(lambda key: as_engine_passes(stack_config("prod")[key]) if key in stack_config("prod") else None)
-    seed = load_settings(lambda key: None)
+    prod = load_stack_config(as_engine_passes(stack_config("prod")))
+    seed = StackConfig()
     assert not prod.load.enabled
-    assert prod.prometheus.url.startswith("https://") and prod.prometheus.verify_tls
-    assert prod.experiment["intervalSeconds"] > seed.experiment["intervalSeconds"]
-    limits = {o["metric"]: o["upperLimit"] for o in prod.experiment["objectives"]}
-    seed_limits = {o["metric"]: o["upperLimit"] for o in seed.experiment["objectives"]}
-    assert all(limits[m] < seed_limits[m] for m in seed_limits)
+    assert prod.prometheus_url.startswith("https://") and prod.prometheus_verify_tls
+    assert prod.experiment.interval_seconds > seed.experiment.interval_seconds
+    limits = {o.metric: o.upper_limit for o in prod.experiment.objectives}
+    seed_limits = {o.metric: o.upper_limit for o in seed.experiment.objectives}
+    assert all(limits[m] < seed_limits[m] for m in seed_limits)  # type: ignore[operator]
 
 
 def test_kind_uses_the_seeds_prometheus_and_experiment() -> None:
     kind = stack_config("kind")
     assert kind["prometheusUrl"] == "http://seldon-core-analytics-prometheus-seldon.seldon-system"
     assert "experiment" not in kind  # the seed's experiment is the project default
-    seed = load_settings(lambda key: None).experiment
-    assert (seed["intervalSeconds"], seed["iterationsPerLoop"]) == (10, 10)
+    settings = load_stack_config(as_engine_passes(kind))
+    assert settings.metrics_as_crd and settings.experiment == StackConfig().experiment

@@ -34,6 +34,17 @@ def test_the_seed_is_valid_and_iter8_metric_references_resolve() -> None:
     ({"iterationsPerLoop": 0}, "iterationsPerLoop", "at least 1"),
     ({"intervalSeconds": 2.5}, "intervalSeconds", "whole number"),
     ({"intervalSeconds": True}, "intervalSeconds", "whole number"),
+    ({"intervalSeconds": "ten"}, "intervalSeconds", "must be a whole number, got 'ten'"),
+    ({"objectives": [{"metric": "error-rate", "upperLimit": float("nan")}]}, "objectives[0].upperLimit", "finite"),
+    ({"objectives": [{"metric": "error-rate", "upperLimit": 1, "rollbackOnFailure": "no"}]},
+     "objectives[0].rollbackOnFailure", "must be true or false, got 'no'"),
+    ({"sequential": {"alpha": 1.5}}, "sequential.alpha", "between 0 and 1"),
+    ({"sequential": {"explorationFloor": 21}}, "sequential.explorationFloor", "between 0 and 20"),
+    ({"historyLimit": 0}, "historyLimit", "between 1 and 1000"),
+    ({"deploymentPattern": "Canary"}, "deploymentPattern", "must be one of Progressive, FixedSplit, BlueGreen"),
+    ({"rewards": "user-engagement"}, "rewards", "must be a list"),
+    ({"rewards": [{"metric": "user-engagement", "direction": "High"}]}, "rewards[0].direction", "not a known key"),
+    ({"intervalSecs": 5}, "intervalSecs", "is not a known key"),
     ({"testingPattern": "AB"}, "testingPattern", "must be one of"),
     ({"algorithm": "bandit"}, "algorithm", "must be one of"),
     ({"rewards": [{"metric": "user-engagement", "preferredDirection": "Up"}]}, "rewards[0].preferredDirection", "High, Low"),
@@ -62,7 +73,7 @@ def test_variable_values_that_could_inject_promql_are_refused(value: str) -> Non
 def test_a_variable_a_query_needs_must_be_defined_for_every_version() -> None:
     data = seed_experiment()
     del data["versions"][0]["variables"]["sid"]
-    assert "missing sid" in fields(data)["versions[0].variables"]
+    assert fields(data)["metrics[0].query"] == "uses sid, which version 'iris-v1' does not define"
 
 
 def test_jq_that_does_not_compile() -> None:
@@ -91,6 +102,29 @@ def test_iter8_variable_list_shape_is_accepted() -> None:
     data["versions"][0]["variables"] = [{"name": "ns", "value": "ns-baseline"}, {"name": "sid", "value": "iris"},
                                         {"name": "predictor", "value": "default"}]
     assert parse_experiment(data).baseline.variable_map()["ns"] == "ns-baseline"
+
+
+def test_the_spec_goes_over_the_wire_and_back_unchanged() -> None:
+    spec = parse_experiment(seed_experiment(objectives=[{"metric": "error-rate", "lowerLimit": 0, "upperLimit": 0.1}]))
+    wire = spec.to_wire()
+    assert wire["intervalSeconds"] == 10 and wire["objectives"][0] == {
+        "metric": "error-rate", "lowerLimit": 0, "upperLimit": 0.1, "rollbackOnFailure": True}
+    assert "requestCount" in wire and "sampleSize" not in wire["metrics"][1]  # error-count has none
+    assert parse_experiment(wire) == spec
+
+
+def test_numbers_arrive_as_floats_from_the_engine() -> None:
+    spec = parse_experiment(seed_experiment(intervalSeconds=10.0, maxCandidateWeight=90.0))
+    assert (spec.interval_seconds, spec.max_candidate_weight) == (10, 90)
+    assert isinstance(spec.interval_seconds, int)
+
+
+def test_defaults_are_the_projects() -> None:
+    data = seed_experiment()
+    for key in ("intervalSeconds", "iterationsPerLoop"):
+        del data[key]
+    spec = parse_experiment(data)
+    assert (spec.interval_seconds, spec.iterations_per_loop, spec.max_loops) == (10, 10, 1)
 
 
 def test_not_a_mapping() -> None:
