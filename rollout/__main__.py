@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-from rollout.describe import RecordError, describe, experiment_record, unmet
+from rollout.describe import describe, unmet
+from rollout.record import ExperimentRecord, RecordError, experiment_record
 
 
-def _load(path: str) -> dict[str, Any]:
+def _load(path: str) -> ExperimentRecord:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as err:

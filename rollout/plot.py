@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+
+from rollout.record import ExperimentRecord
 
 
-def plot_history(record: Mapping[str, Any], path: Path) -> Path:
+def plot_history(record: ExperimentRecord, path: Path) -> Path:
     """Write a PNG with one panel for the weights and one per decision metric; returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    spec = record.get("spec") or {}
-    history = [h for h in record.get("history") or [] if not h.get("held")]
-    versions = [v["name"] for v in spec.get("versions", [])] or list(record.get("weights", {}))
-    metrics = [str(r["metric"]).rsplit("/", 1)[-1] for r in spec.get("rewards") or []]
-    metrics += [str(o["metric"]).rsplit("/", 1)[-1] for o in spec.get("objectives") or []]
-    metrics = list(dict.fromkeys(metrics))
+    spec = record.spec
+    history = [h for h in record.history if not h.get("held")]
+    versions = record.versions
+    metrics = spec.decision_metrics()
     fig, axes = plt.subplots(1 + len(metrics), 1, figsize=(8, 2.4 * (1 + len(metrics))), sharex=True,
                              squeeze=False)
     iterations = [int(h["iteration"]) for h in history]
@@ -28,11 +26,10 @@ def plot_history(record: Mapping[str, Any], path: Path) -> Path:
         ax.plot(iterations, [h["weights"].get(v, 0) for h in history], marker="o", label=v)
     ax.set_ylabel("weight (%)")
     ax.set_ylim(-5, 105)
-    ax.set_title(f"{record.get('name', 'experiment')}: {record.get('stage')}, promoted {record.get('promoted') or '-'}")
+    ax.set_title(f"{record.name or spec.name}: {record.stage}, promoted {record.promoted or '-'}")
     ax.legend(loc="center right")
     ax.grid(alpha=0.3)
-    units = {m: next((e.get("units") for e in (record.get("values") or {}).get(m, {}).values()
-                      if e.get("units")), "") for m in metrics}
+    units = {m: record.units(m) for m in metrics}
     for ax, metric in zip((row[0] for row in axes[1:]), metrics, strict=True):
         seen: list[float] = []
         for v in versions:
@@ -40,13 +37,13 @@ def plot_history(record: Mapping[str, Any], path: Path) -> Path:
             seen += [x for x in series if isinstance(x, (int, float))]
             ax.plot(iterations, series, marker=".", label=v)
         top = max((abs(x) for x in seen), default=0.0)
-        for objective in spec.get("objectives") or []:
-            if str(objective["metric"]).rsplit("/", 1)[-1] != metric:
+        for objective in spec.objectives:
+            if objective.metric != metric:
                 continue
-            for key in ("upperLimit", "lowerLimit"):
-                if objective.get(key) is None:
+            for key, bound in (("upperLimit", objective.upper_limit), ("lowerLimit", objective.lower_limit)):
+                if bound is None:
                     continue
-                limit = float(objective[key])
+                limit = bound
                 if top and abs(limit) > 5 * top:  # a far-away line would flatten the data: name it instead
                     ax.text(0.99, 0.95, f"{key} {limit:g} (off scale)", transform=ax.transAxes, ha="right",
                             va="top", fontsize=8, color="red")

@@ -13,6 +13,7 @@ from rollout.describe import describe, progress_line
 from rollout.engine import iterate, start
 from rollout.outcomes import Failed
 from rollout.provider import _outputs
+from rollout.record import experiment_record
 from tests.rollout.factories import healthy, no_traffic, seed_experiment, seed_spec, snapshot
 
 
@@ -74,6 +75,10 @@ def test_cli_assert(tmp_path: Path, iterations: int, flags: list[str], code: int
     ("not json", "is not JSON"),
     ("{}", "not an experiment record"),
     (None, "cannot read"),
+    ('{"stage": "Running", "weights": {}}', "spec: is required"),
+    (json.dumps({**record(1), "spec": {**seed_experiment(), "intervalSeconds": "soon"}}),
+     "spec.intervalSeconds: must be a whole number, got 'soon'"),
+    (json.dumps({**record(1), "weights": {"iris-v1": "most"}}), "weights.iris-v1: must be a whole number"),
 ])
 def test_cli_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None,
                                         says: str) -> None:
@@ -91,3 +96,14 @@ def test_cli_plot_writes_a_png(tmp_path: Path) -> None:
     src.write_text(json.dumps(record(10)))
     assert main(["plot", "-f", str(src), "-o", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_record_is_read_into_the_engines_types_and_tolerates_new_keys() -> None:
+    raw = {**record(3), "retries": 2, "values": {"user-engagement": {"iris-v1": {
+        "value": 21.0, "status": "ok", "units": "", "query": "sum(x)"}}}}
+    typed = experiment_record({"experiment": raw})
+    assert typed.spec.objectives[0].condition() == "mean-latency <= 2000"
+    assert typed.spec.total_iterations == 10 and typed.versions == ("iris-v1", "iris-v2")
+    assert typed.values["user-engagement"]["iris-v1"].value == 21.0
+    assert describe(typed) == describe(raw)
+    assert "user-engagement (High)  21" in describe(typed)
