@@ -15,7 +15,15 @@ from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, ConfigDict, StrictBool, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
@@ -186,13 +194,27 @@ class StackConfig(Model):
     @field_validator("candidates")
     @classmethod
     def _candidates(cls, candidates: tuple[VersionConfig, ...], info: ValidationInfo) -> tuple[VersionConfig, ...]:
+        """Names and namespaces are each a version's own: each version gets a Namespace and a SeldonDeployment."""
         if not candidates:
             raise PydanticCustomError("empty", "needs at least one candidate")
         baseline = info.data.get("baseline")
-        names = [c.name for c in candidates]
-        raise_problems("candidates", [((i, "name"), f"duplicate name {n!r}") for i, n in enumerate(names)
-                                      if n in names[:i] or (baseline and n == baseline.name)], candidates)
+        problems: list[tuple[Loc, str]] = []
+        for key in ("name", "namespace"):
+            values = [getattr(c, key) for c in candidates]
+            problems += [((i, key), f"duplicate {key} {v!r}" + (" (the baseline's)" if v not in values[:i] else ""))
+                         for i, v in enumerate(values)
+                         if v in values[:i] or (baseline and v == getattr(baseline, key))]
+        raise_problems("candidates", problems, candidates)
         return candidates
+
+    @model_validator(mode="after")
+    def _own_namespace(self) -> StackConfig:
+        """The metrics' Namespace is a resource of its own (checked here, for the default is not validated)."""
+        taken = [v.name for v in self.versions if v.namespace == self.metrics_namespace]
+        if taken:
+            raise_problems("StackConfig", [(("metricsNamespace",), f"is also the namespace of version {taken[0]} "
+                                                                    f"(each gets its own Namespace)")], self)
+        return self
 
     @field_validator("extra_metrics")
     @classmethod

@@ -163,8 +163,9 @@ class Metric(Model):
     def _jq(cls, expression: str) -> str:
         try:
             compile_expression(expression)
-        except JqError as err:
-            raise PydanticCustomError("jq", "does not compile: {err}", {"err": str(err)}) from None
+        except JqError as err:  # jq's own message spans lines (the expression, a caret): keep its first
+            first = str(err).splitlines()[0].removeprefix("jq: error: ").rstrip(":")
+            raise PydanticCustomError("jq", "does not compile: {err}", {"err": first}) from None
         return expression
 
     def variables(self) -> set[str]:

@@ -77,7 +77,8 @@ def message(error: ErrorDetails) -> str:
 
 
 def problems_of(err: ValidationError, prefix: str = "") -> list[Problem]:
-    return [Problem(key_path(e["loc"], prefix), message(e)) for e in err.errors()]
+    """One problem per error, each on one line."""
+    return [Problem(key_path(e["loc"], prefix), " ".join(message(e).split())) for e in err.errors()]
 
 
 def _raw_cross_checks(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
