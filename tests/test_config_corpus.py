@@ -41,7 +41,7 @@ junk = st.one_of(
 def version(name: str) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({
         "name": st.just(name), "namespace": st.sampled_from([f"ns-{name}"] * 6 + ["ns-shared", "iter8-seldon"]),
-        "model": st.fixed_dictionaries({"implementation": st.sampled_from(IMPLEMENTATIONS),
+        "model": st.fixed_dictionaries({"implementation": st.sampled_from([*IMPLEMENTATIONS] * 2 + ["PYTORCH_SERVER"]),
                                         "modelUri": st.sampled_from(["gs://seldon-models/xgboost/iris", "s3://m"])})})
 
 
@@ -83,7 +83,8 @@ def stack_configs(draw: st.DrawFn) -> dict[str, Any]:
     versions = [draw(version(n)) for n in version_names]
     config: dict[str, Any] = {"baseline": versions[0], "candidates": versions[1:]}
     config["load"] = draw(optional(enabled=st.booleans(), predictionQps=st.floats(0.5, 50),
-                                   gatewayUrl=st.sampled_from(["", "http://10.0.0.1", "https://gw.example:8443/"]),
+                                   gatewayUrl=st.sampled_from(["", "http://10.0.0.1", "https://gw.example:8443/",
+                                                                "10.0.0.1:80", "http://u:p@gw"]),
                                    durationSeconds=st.integers(1, 7200)))
     config["load"]["rewardQps"] = [1] * len(versions)
     config.update(draw(optional(
