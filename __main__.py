@@ -13,7 +13,8 @@ from components.load import LoadGenerator, seed_load_jobs
 from components.metrics import MetricsLibrary
 from components.models import ModelDeployment, version_aliases
 from components.routing import Route, Routing
-from components.settings import ConfigError, ModelSpec, StackConfig, load_stack_config, program_config
+from components.settings import ModelSpec, StackConfig
+from components.stack_config import ConfigError, load_stack_config, program_config
 from rollout.provider import RECORD_KEYS, Experiment
 
 config = pulumi.Config()

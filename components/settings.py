@@ -3,15 +3,14 @@
 Pulumi.yaml declares the same keys for the engine (a test checks its defaults equal these). A stack
 that sets an object key in part keeps every other field's default: `experiment: {name: x}` still
 runs every 10 s for 10 iterations. `load_stack_config` reads the raw strings the engine hands the
-program and reports every problem at once, each naming its key, as a ConfigError.
+program (components/stack_config.py) and reports every problem at once, each naming its key.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -29,31 +28,21 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from components.metric_library import metric_library
-from rollout.prometheus import PrometheusSettings
-from rollout.spec import (
+from rollout.schema import (
     AtLeastOne,
-    ExperimentSettings,
-    ExperimentSpec,
     Loc,
-    Metric,
     MetricRef,
     Model,
     NonEmpty,
     Number,
-    Objective,
     Positive,
-    Reward,
     duplicates,
     in_range,
     raise_problems,
     unknown_metrics,
 )
+from rollout.spec import ExperimentSettings, ExperimentSpec, Metric, Objective, Reward
 from rollout.templating import ELAPSED_TIME
-from rollout.validation import Problem, problems_of, reference_problems
-
-PROJECT = "seldon-rollout"
-SECRET_KEYS = ("prometheusToken", "prometheusPassword")
-"""Read only as secrets (`config.get_secret`), never into these settings."""
 
 Implementation = Literal["SKLEARN_SERVER", "XGBOOST_SERVER", "TENSORFLOW_SERVER", "MLFLOW_SERVER",
                          "TRITON_SERVER", "HUGGINGFACE_SERVER", "TEMPO_SERVER"]
@@ -65,14 +54,6 @@ VERSION_VARIABLES = frozenset({"ns", "sid", "predictor"})
 """What each version's queries are filled with: its namespace, the deployment name and the predictor."""
 VERSION_NAME_MAX = 48
 """A version's name goes into its reward Job's name, `fortio-<name>-rewards`, which must fit in 63 characters."""
-
-
-class ConfigError(ValueError):
-    """Stack config is invalid; `problems` names each key and what is wrong."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid stack config:\n  " + "\n  ".join(problems))
 
 
 def _dns_label(limit: int) -> Any:
@@ -269,11 +250,6 @@ class StackConfig(Model):
     def kubeconfig_path(self) -> str:
         return os.path.expandvars(os.path.expanduser(self.kubeconfig))
 
-    @property
-    def prometheus(self) -> PrometheusSettings:
-        return PrometheusSettings(url=self.prometheus_url, timeout_seconds=self.prometheus_timeout_seconds,
-                                  verify_tls=self.prometheus_verify_tls, ca_bundle=self.prometheus_ca_bundle or None)
-
     def metrics(self) -> tuple[Metric, ...]:
         return library(self.extra_metrics)
 
@@ -296,75 +272,3 @@ def spec_of(experiment: ExperimentConfig, fields: Mapping[str, Any]) -> Experime
         "versions": [{"name": v.name, "variables": {"ns": v.namespace, **variables}} for v in versions],
         "metrics": [m.model_dump(by_alias=True, exclude_none=True) for m in library(fields["extra_metrics"])],
     })
-
-
-def _decode(key: str, text: Any) -> Any:
-    """The engine hands config values as strings, objects and arrays as JSON; a string key stays as written."""
-    field = StackConfig.model_fields.get(_snake(key))
-    if not isinstance(text, str) or (field is not None and field.annotation in (str, "str")):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # reported by the type check
-
-
-def _snake(key: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
-
-
-def load_stack_config(values: Mapping[str, Any], secret: Collection[str] = ()) -> StackConfig:
-    """The settings from the stack's raw values (`key -> string`, without the `seldon-rollout:` prefix).
-
-    `secret` names the keys the stack holds encrypted; a credential stored in plain text is refused (the
-    engine cannot enforce `secret: true` on a key that may be left unset). Raises ConfigError naming every
-    problem, each as `seldon-rollout:<key path>: <what is wrong>`.
-    """
-    plain_secrets = [Problem(key, f"is stored in plain text in the stack file; set it with "
-                                  f"`pulumi config set --secret {key} <value>`")
-                     for key in SECRET_KEYS if values.get(key) and key not in secret]
-    raw = {key: _decode(key, value) for key, value in values.items() if key not in SECRET_KEYS}
-    try:
-        settings = StackConfig.model_validate(raw)
-    except ValidationError as err:
-        problems = plain_secrets + problems_of(err)
-        if any(p.field.startswith("experiment") for p in problems):
-            problems += _references(raw, {p.field for p in problems})
-        raise ConfigError([f"{PROJECT}:{p}" for p in problems]) from None
-    if plain_secrets:
-        raise ConfigError([f"{PROJECT}:{p}" for p in plain_secrets])
-    try:
-        settings.experiment_spec()
-    except ValidationError as err:  # every rule of the spec is also a rule of the stack: this is a safety net
-        raise ConfigError([f"{PROJECT}:{p}" for p in problems_of(err, "experiment")]) from None
-    return settings
-
-
-def _references(raw: Mapping[str, Any], reported: set[str]) -> list[Problem]:
-    """Unknown metrics the experiment names, also when another of its fields is invalid."""
-    experiment, extra = raw.get("experiment"), raw.get("extraMetrics")
-    if not isinstance(experiment, Mapping):
-        return []
-    names = {m.name for m in library(())}
-    names |= {m["name"] for m in extra if isinstance(m, Mapping) and isinstance(m.get("name"), str)} \
-        if isinstance(extra, list) else set()
-    defaults = ExperimentConfig().model_dump(by_alias=True, include={"request_count"})
-    found = reference_problems({**defaults, **experiment, "metrics": [{"name": n} for n in sorted(names)]},
-                               "experiment")
-    return [p for p in found if p.field not in reported]
-
-
-def project_values(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The project's own keys from a config map (`seldon-rollout:key -> value`)."""
-    prefix = f"{PROJECT}:"
-    return {key.removeprefix(prefix): value for key, value in config.items() if key.startswith(prefix)}
-
-
-def program_config() -> tuple[dict[str, Any], set[str]]:
-    """The project's raw config values and the keys held encrypted, as the engine hands them to the program."""
-    import pulumi.runtime.config as runtime
-
-    values = project_values({**runtime.get_config_env(), **runtime.CONFIG.get()})
-    encrypted = set(runtime.get_config_secret_keys_env())
-    secret = {key for key in values if f"{PROJECT}:{key}" in encrypted or runtime.is_config_secret(f"{PROJECT}:{key}")}
-    return values, secret

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from rollout.spec import ExperimentSpec, Loc, duplicates, unknown_metrics
+from rollout.schema import Loc, duplicates, unknown_metrics
+from rollout.spec import ExperimentSpec
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from components.settings import IMPLEMENTATIONS, PROJECT, ConfigError, StackConfig, load_stack_config
+from components.settings import IMPLEMENTATIONS, StackConfig
+from components.stack_config import PROJECT, ConfigError, load_stack_config
 from rollout.provider import ExperimentProvider
 from tests.test_program import EXPERIMENT_TYPE, ROOT, Recorded
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.settings import SECRET_KEYS, ConfigError, StackConfig, load_stack_config
+from components.settings import StackConfig
+from components.stack_config import SECRET_KEYS, ConfigError, load_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))

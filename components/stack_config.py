@@ -1,0 +1,97 @@
+"""The stack's config as the engine hands it to the program, read into StackConfig or refused.
+
+Every problem is reported at once, each as `seldon-rollout:<key path>: <what is wrong>`, one per line;
+the program turns a ConfigError into a RunError, which the engine prints without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from components.settings import ExperimentConfig, StackConfig, library
+from rollout.validation import Problem, problems_of, reference_problems
+
+PROJECT = "seldon-rollout"
+SECRET_KEYS = ("prometheusToken", "prometheusPassword")
+"""Read only as secrets (`config.get_secret`), never into the settings."""
+_FIELDS = {field.alias: field for field in StackConfig.model_fields.values()}
+
+
+class ConfigError(ValueError):
+    """Stack config is invalid; `problems` names each key and what is wrong."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid stack config:\n  " + "\n  ".join(problems))
+
+
+def _decode(key: str, text: Any) -> Any:
+    """The engine hands config values as strings, objects and arrays as JSON; a string key stays as written."""
+    field = _FIELDS.get(key)
+    if not isinstance(text, str) or (field is not None and field.annotation is str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # reported by the type check
+
+
+def load_stack_config(values: Mapping[str, Any], secret: Collection[str] = ()) -> StackConfig:
+    """The settings from the stack's raw values (`key -> string`, without the `seldon-rollout:` prefix).
+
+    `secret` names the keys the stack holds encrypted; a credential stored in plain text is refused (the
+    engine cannot enforce `secret: true` on a key that may be left unset). Raises ConfigError naming every
+    problem, each as `seldon-rollout:<key path>: <what is wrong>`.
+    """
+    plain_secrets = [Problem(key, f"is stored in plain text in the stack file; set it with "
+                                  f"`pulumi config set --secret {key} <value>`")
+                     for key in SECRET_KEYS if values.get(key) and key not in secret]
+    raw = {key: _decode(key, value) for key, value in values.items() if key not in SECRET_KEYS}
+    try:
+        settings = StackConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = plain_secrets + problems_of(err)
+        if any(p.field.startswith("experiment") for p in problems):
+            problems += _references(raw, {p.field for p in problems})
+        raise ConfigError([f"{PROJECT}:{p}" for p in problems]) from None
+    if plain_secrets:
+        raise ConfigError([f"{PROJECT}:{p}" for p in plain_secrets])
+    try:
+        settings.experiment_spec()
+    except ValidationError as err:  # every rule of the spec is also a rule of the stack: this is a safety net
+        raise ConfigError([f"{PROJECT}:{p}" for p in problems_of(err, "experiment")]) from None
+    return settings
+
+
+def _references(raw: Mapping[str, Any], reported: set[str]) -> list[Problem]:
+    """Unknown metrics the experiment names, also when another of its fields is invalid."""
+    experiment, extra = raw.get("experiment"), raw.get("extraMetrics")
+    if not isinstance(experiment, Mapping):
+        return []
+    names = {m.name for m in library(())}
+    names |= {m["name"] for m in extra if isinstance(m, Mapping) and isinstance(m.get("name"), str)} \
+        if isinstance(extra, list) else set()
+    defaults = ExperimentConfig().model_dump(by_alias=True, include={"request_count"})
+    found = reference_problems({**defaults, **experiment, "metrics": [{"name": n} for n in sorted(names)]},
+                               "experiment")
+    return [p for p in found if p.field not in reported]
+
+
+def project_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The project's own keys from a config map (`seldon-rollout:key -> value`)."""
+    prefix = f"{PROJECT}:"
+    return {key.removeprefix(prefix): value for key, value in config.items() if key.startswith(prefix)}
+
+
+def program_config() -> tuple[dict[str, Any], set[str]]:
+    """The project's raw config values and the keys held encrypted, as the engine hands them to the program."""
+    import pulumi.runtime.config as runtime
+
+    values = project_values({**runtime.get_config_env(), **runtime.CONFIG.get()})
+    encrypted = set(runtime.get_config_secret_keys_env())
+    secret = {key for key in values if f"{PROJECT}:{key}" in encrypted or runtime.is_config_secret(f"{PROJECT}:{key}")}
+    return values, secret

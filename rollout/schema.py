@@ -1,0 +1,83 @@
+"""The building blocks of the project's models: a frozen camelCase base, bounded numbers, and problems
+raised at their own locations (so a whole list of them is reported at once)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+Loc = tuple[str | int, ...]
+
+
+class Model(BaseModel):
+    """Frozen, no unknown keys, camelCase keys, finite numbers only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True, allow_inf_nan=False,
+                              protected_namespaces=())
+
+
+def raise_problems(title: str, problems: Sequence[tuple[Loc, str]], value: Any) -> None:
+    """Raise every problem at once, each at its own location (relative to the value being validated)."""
+    if problems:
+        raise ValidationError.from_exception_data(title, [
+            InitErrorDetails(type=PydanticCustomError("rule", "{message}", {"message": message}), loc=loc,
+                             input=value) for loc, message in problems])
+
+
+def _reject_bool(kind: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):  # a bool is an int to Python, never a number in config
+            raise PydanticCustomError("not_bool", "must be {kind}, got {value}", {"kind": kind, "value": repr(value)})
+        return value
+    return check
+
+
+def in_range(low: float | None, high: float | None, *, low_open: bool = False) -> Callable[[Any], Any]:
+    def check(value: float) -> float:
+        below = low is not None and (value <= low if low_open else value < low)
+        if below or (high is not None and value > high):
+            if low is not None and high is not None:
+                bounds = f"between {low:g} and {high:g}" + (f" (above {low:g})" if low_open else "")
+            elif low_open:
+                bounds = f"above {low:g}"
+            else:
+                bounds = f"at least {low:g}"
+            raise PydanticCustomError("range", "must be {bounds}, got {value}", {"bounds": bounds, "value": value})
+        return value
+    return check
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("empty", "must be a non-empty string")
+    return value
+
+
+def _short(metric_ref: str) -> str:
+    """Iter8 names metrics `namespace/name`; the namespace is where they are stored, not part of the name."""
+    return metric_ref.rsplit("/", 1)[-1]
+
+
+Number = Annotated[float, BeforeValidator(_reject_bool("a number"))]
+Whole = Annotated[int, BeforeValidator(_reject_bool("a whole number"))]
+AtLeastOne = Annotated[Whole, AfterValidator(in_range(1, None))]
+Percent = Annotated[Whole, AfterValidator(in_range(0, 100))]
+Positive = Annotated[Number, AfterValidator(in_range(0, None, low_open=True))]
+NonEmpty = Annotated[str, AfterValidator(_non_empty)]
+MetricRef = Annotated[NonEmpty, AfterValidator(_short)]
+
+
+def unknown_metrics(refs: Sequence[tuple[Loc, str | None]], known: set[str]) -> list[tuple[Loc, str]]:
+    """A problem for each reference to a metric that is not defined."""
+    listed = ", ".join(sorted(known)) or "none"
+    return [(loc, f"unknown metric {name!r} (known: {listed})") for loc, name in refs
+            if name is not None and name not in known]
+
+
+def duplicates(names: Sequence[str]) -> list[tuple[Loc, str]]:
+    return [((i, "name"), f"duplicate name {name!r}") for i, name in enumerate(names) if name in names[:i]]
