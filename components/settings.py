@@ -34,7 +34,6 @@ from rollout.schema import (
     MetricRef,
     Model,
     NonEmpty,
-    Number,
     Positive,
     duplicates,
     in_range,
@@ -159,7 +158,7 @@ class StackConfig(Model):
     prometheus_url: Annotated[str, _http_url("prometheusUrl", "prometheusUsername and prometheusPassword "
                                                               "(or prometheusToken)")] = (
         "http://seldon-core-analytics-prometheus-seldon.seldon-system")
-    prometheus_timeout_seconds: Annotated[Number, AfterValidator(in_range(0, 300, low_open=True))] = 5.0
+    prometheus_timeout_seconds: Annotated[Positive, AfterValidator(in_range(None, 300))] = 5.0
     prometheus_verify_tls: StrictBool = True
     prometheus_ca_bundle: str = ""
     prometheus_username: str = ""

@@ -37,16 +37,18 @@ def _reject_bool(kind: str) -> Callable[[Any], Any]:
     return check
 
 
-def in_range(low: float | None, high: float | None, *, low_open: bool = False) -> Callable[[Any], Any]:
+def in_range(low: float | None, high: float | None, *, open_ends: bool = False) -> Callable[[Any], Any]:
+    """A bound check; with `open_ends` the bounds themselves are out (0 < alpha < 1)."""
     def check(value: float) -> float:
-        below = low is not None and (value <= low if low_open else value < low)
-        if below or (high is not None and value > high):
+        below = low is not None and (value <= low if open_ends else value < low)
+        above = high is not None and (value >= high if open_ends else value > high)
+        if below or above:
             if low is not None and high is not None:
-                bounds = f"between {low:g} and {high:g}" + (f" (above {low:g})" if low_open else "")
-            elif low_open:
-                bounds = f"above {low:g}"
+                bounds = f"between {low:g} and {high:g}" + (" (exclusive)" if open_ends else "")
+            elif low is not None:
+                bounds = f"above {low:g}" if open_ends else f"at least {low:g}"
             else:
-                bounds = f"at least {low:g}"
+                bounds = f"below {high:g}" if open_ends else f"at most {high:g}"
             raise PydanticCustomError("range", "must be {bounds}, got {value}", {"bounds": bounds, "value": value})
         return value
     return check
@@ -67,7 +69,7 @@ Number = Annotated[float, BeforeValidator(_reject_bool("a number"))]
 Whole = Annotated[int, BeforeValidator(_reject_bool("a whole number"))]
 AtLeastOne = Annotated[Whole, AfterValidator(in_range(1, None))]
 Percent = Annotated[Whole, AfterValidator(in_range(0, 100))]
-Positive = Annotated[Number, AfterValidator(in_range(0, None, low_open=True))]
+Positive = Annotated[Number, AfterValidator(in_range(0, None, open_ends=True))]
 NonEmpty = Annotated[str, AfterValidator(_non_empty)]
 MetricRef = Annotated[NonEmpty, AfterValidator(_short)]
 

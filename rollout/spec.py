@@ -186,7 +186,7 @@ class Reward(Model):
 class SequentialSettings(Model):
     """Settings of the `sequential` algorithm (ignored by `iter8-v2`)."""
 
-    alpha: Annotated[Number, AfterValidator(in_range(0, 1, low_open=True))] = 0.05
+    alpha: Annotated[Number, AfterValidator(in_range(0, 1, open_ends=True))] = 0.05
     """Level of the always-valid test: the chance of a false promotion it allows."""
     min_samples: AtLeastOne = 30
     """Reward events per version before any promotion."""
@@ -194,13 +194,6 @@ class SequentialSettings(Model):
     """Weight (percent) every version keeps while the experiment runs."""
     exposure: Exposure = Exposure.TIME
     """What count-reward events are compared per: elapsed time (same for every version) or requests."""
-
-    @field_validator("alpha")
-    @classmethod
-    def _below_one(cls, alpha: float) -> float:
-        if alpha >= 1:
-            raise PydanticCustomError("range", "must be between 0 and 1, got {value}", {"value": alpha})
-        return alpha
 
 
 class ExperimentSettings(Model):
