@@ -79,7 +79,7 @@ def _http_url(key: str, secret_keys: str | None = None) -> Any:
                                              "set with `pulumi config set --secret`", {"where": where})
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PydanticCustomError("url", "must be an http:// or https:// URL with a host, got {v}",
+            raise PydanticCustomError("url", "must start with http:// or https:// and name a host, got {v}",
                                       {"v": repr(value)})
         return value
     return AfterValidator(check)

@@ -90,10 +90,10 @@ def test_string_keys_are_taken_as_written_and_others_as_json() -> None:
 @pytest.mark.parametrize(("config", "says"), [
     ({"prometheusUrl": "https://user:pa55@prometheus:9091"}, "prometheusUrl: must not carry credentials"),
     ({"prometheusUrl": "https://@prometheus:9091"}, "prometheusUrl: must not carry credentials"),
-    ({"prometheusUrl": "ftp://prometheus"}, "prometheusUrl: must be an http:// or https:// URL"),
+    ({"prometheusUrl": "ftp://prometheus"}, "prometheusUrl: must start with http:// or https://"),
     ({"prometheusTimeoutSeconds": "0"}, "prometheusTimeoutSeconds: must be above 0, got 0"),
     ({"prometheusTimeoutSeconds": "301"}, "prometheusTimeoutSeconds: must be at most 300, got 301"),
-    ({"load": json.dumps({"gatewayUrl": "istio-ingressgateway"})}, "load.gatewayUrl: must be an http:// or https://"),
+    ({"load": json.dumps({"gatewayUrl": "istio-ingressgateway"})}, "load.gatewayUrl: must start with http:// or https://"),
     ({"load": json.dumps({"gatewayUrl": "http://u:p@gw"})}, "load.gatewayUrl: must not carry credentials"),
     ({"load": json.dumps({"durationSeconds": 0})}, "load.durationSeconds: must be at least 1, got 0"),
     ({"load": json.dumps({"predictionQps": True})}, "load.predictionQps: must be a number, got True"),
