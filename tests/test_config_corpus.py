@@ -140,8 +140,9 @@ def engine_strings(config: dict[str, Any]) -> dict[str, str]:
 
 
 def names_a_key(problem: str) -> bool:
+    """`seldon-rollout:<a declared key, or an unknown one named as such><path>: <what>`."""
     match = PROBLEM.match(problem)
-    return bool(match) and (match.group(1) in KEYS or match.group(1) in problem.split(":")[1])
+    return match is not None and (match.group(1) in KEYS or problem.endswith(": is not a known key"))
 
 
 @settings(max_examples=CORPUS_SIZE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -180,7 +181,7 @@ class CorpusMocks(pulumi.runtime.Mocks):
         self.recorded.resources.append(args)
         if args.typ == EXPERIMENT_TYPE:
             created = ExperimentProvider().create({k: v for k, v in args.inputs.items() if k != "__provider"})
-            return str(created.id), {**args.inputs, **created.outs}
+            return str(created.id), {**args.inputs, **(created.outs or {})}
         if args.typ == "kubernetes:core/v1:Service" and args.resource_id:
             return args.resource_id, {"spec": {"clusterIP": "10.96.0.42"}}
         return f"{args.name}-id", dict(args.inputs)

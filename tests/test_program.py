@@ -212,7 +212,7 @@ def test_experiment_gets_the_seed_spec_and_the_token_only_as_a_secret(monkeypatc
     plain["prometheusAuth"] = auth["value"]
     created = ExperimentProvider().create(plain)
     assert TOKEN not in json.dumps(created.outs, default=str)
-    assert created.outs["spec"] == spec
+    assert created.outs is not None and created.outs["spec"] == spec
     # The serialized provider captured nothing secret, so it is stored as a plain (small) value.
     blob = inputs["__provider"]
     assert isinstance(blob, str)

@@ -128,4 +128,4 @@ def test_defaults_are_the_projects() -> None:
 
 
 def test_not_a_mapping() -> None:
-    assert [str(p) for p in validate([])] == ["experiment: must be a mapping"]  # type: ignore[arg-type]
+    assert [str(p) for p in validate([])] == ["experiment: must be a mapping"]
