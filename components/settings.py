@@ -49,6 +49,7 @@ Implementation = Literal["SKLEARN_SERVER", "XGBOOST_SERVER", "TENSORFLOW_SERVER"
 IMPLEMENTATIONS: tuple[str, ...] = get_args(Implementation)
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+METRIC_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 VERSION_VARIABLES = frozenset({"ns", "sid", "predictor"})
 """What each version's queries are filled with: its namespace, the deployment name and the predictor."""
 VERSION_NAME_MAX = 48
@@ -174,17 +175,20 @@ class StackConfig(Model):
     @field_validator("candidates")
     @classmethod
     def _candidates(cls, candidates: tuple[VersionConfig, ...], info: ValidationInfo) -> tuple[VersionConfig, ...]:
-        """Names and namespaces are each a version's own: each version gets a Namespace and a SeldonDeployment."""
+        """Each version gets its own Namespace, SeldonDeployment and reward Job: their names must differ."""
         if not candidates:
             raise PydanticCustomError("empty", "needs at least one candidate")
         baseline = info.data.get("baseline")
-        problems: list[tuple[Loc, str]] = []
-        for key in ("name", "namespace"):
-            values = [getattr(c, key) for c in candidates]
-            problems += [((i, key), f"duplicate {key} {v!r}" + (" (the baseline's)" if v not in values[:i] else ""))
-                         for i, v in enumerate(values)
-                         if v in values[:i] or (baseline and v == getattr(baseline, key))]
-        raise_problems("candidates", problems, candidates)
+        problems: dict[Loc, str] = {}
+        for what, of in (("name", lambda v: v.name), ("namespace", lambda v: v.namespace),
+                         ("load Job", lambda v: f"fortio-{v.name.replace('-', '')}-rewards")):
+            taken: list[str] = [of(baseline)] if baseline else []
+            for i, candidate in enumerate(candidates):
+                value, loc = of(candidate), (i, "namespace" if what == "namespace" else "name")
+                if value in taken and loc not in problems:
+                    problems[loc] = f"duplicate {what} {value!r}"
+                taken.append(value)
+        raise_problems("candidates", list(problems.items()), candidates)
         return candidates
 
     @model_validator(mode="after")
@@ -201,6 +205,9 @@ class StackConfig(Model):
     def _extra_metrics(cls, extra: tuple[Metric, ...]) -> tuple[Metric, ...]:
         known = {m.name for m in library(extra)}
         problems = duplicates([m.name for m in extra])
+        problems += [((i, "name"), "must be a Kubernetes name (lowercase letters, digits, '-' and '.'): it names "
+                                   "a ConfigMap key or an Iter8 Metric") for i, m in enumerate(extra)
+                     if not METRIC_NAME.fullmatch(m.name) or len(m.name) > 253]
         problems += unknown_metrics([((i, "sampleSize"), m.sample_size) for i, m in enumerate(extra)], known)
         for i, metric in enumerate(extra):
             unknown = metric.variables() - VERSION_VARIABLES

@@ -121,7 +121,7 @@ def mutations(draw: st.DrawFn, config: dict[str, Any]) -> dict[str, Any]:
     parent: Any = config
     for part in parent_path:
         parent = parent[part]
-    kind = draw(st.sampled_from(["junk", "unknown key", "missing", "duplicate version", "huge"]))
+    kind = draw(st.sampled_from(["junk", "unknown key", "missing", "duplicate version", "twin version", "huge"]))
     if kind == "junk":
         parent[last] = draw(junk)
     elif kind == "unknown key" and isinstance(parent, dict):
@@ -130,6 +130,11 @@ def mutations(draw: st.DrawFn, config: dict[str, Any]) -> dict[str, Any]:
         del parent[last]
     elif kind == "duplicate version" and isinstance(config.get("candidates"), list):
         config["candidates"] = [*config["candidates"], copy.deepcopy(config.get("baseline"))]
+    elif kind == "twin version" and isinstance(config.get("candidates"), list) and isinstance(config.get("baseline"), dict):
+        twin = copy.deepcopy(config["baseline"])  # `ab` and `a-b` would name one reward Job
+        name = str(twin.get("name", "ab"))
+        twin.update(name=name.replace("-", "") if "-" in name else f"{name[:1]}-{name[1:]}", namespace="ns-twin")
+        config["candidates"] = [*config["candidates"], twin]
     elif kind == "huge":
         parent[last] = draw(st.sampled_from([10**12, -(10**12), 1e308, -0.0, 2**63]))
     return config

@@ -119,6 +119,13 @@ def test_string_keys_are_taken_as_written_and_others_as_json() -> None:
      "experiment.requestCount: sequential.exposure 'requests' needs requestCount"),
     ({"extraMetrics": json.dumps([{"name": "x", "query": "up", "sampleSize": "nope"}])},
      "extraMetrics[0].sampleSize: unknown metric 'nope'"),
+    ({"extraMetrics": json.dumps([{"name": "Latency_P99", "query": "up"}])}, "extraMetrics[0].name: must be a Kubernetes name"),
+    ({"candidates": json.dumps([{"name": "iris-v2", "namespace": "ns-c", "model": {"implementation": "XGBOOST_SERVER",
+                                                                                   "modelUri": "gs://m"}},
+                                {"name": "irisv2", "namespace": "ns-d", "model": {"implementation": "XGBOOST_SERVER",
+                                                                                  "modelUri": "gs://m"}}]),
+      "load": json.dumps({"rewardQps": [1, 1, 1]})},
+     "candidates[1].name: duplicate load Job 'fortio-irisv2-rewards'"),
     ({"extraMetrics": json.dumps([{"name": "x", "query": "up", "jqexpression": "."}])},
      "extraMetrics[0].jqexpression: is not a known key"),
 ])
