@@ -52,12 +52,12 @@ SERVICE = {
     ("server", "grpc", "tensorflow"): ("/tensorflow.serving.PredictionService/Predict", None),
     ("client", "rest", "seldon"): ("/predict", "/send-feedback"),
     ("client", "rest", "v2"): ("/v2/models/{model}/infer", None),
-    ("client", "rest", "tensorflow"): ("/v1/models/{model}:predict", "/v1/models/{model}:feedback"),
+    ("client", "rest", "tensorflow"): ("/v1/models/{model}:predict", None),
     ("client", "grpc", "seldon"): ("/seldon.protos.Model/Predict", "/seldon.protos.Model/SendFeedback"),
     ("client", "grpc", "v2"): ("/inference.GRPCInferenceService/ModelInfer", None),
     ("client", "grpc", "tensorflow"): ("/tensorflow.serving.PredictionService/Predict", None),
 }
-"""None: no such call is made (V2 and gRPC tensorflow have no feedback path to the model)."""
+"""None: no such call is made (only the seldon protocol forwards feedback to the model)."""
 
 METHOD = {"rest": "post", "grpc": "unary", MODEL_SERVER: "feedback"}
 BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75", "1", "2.5", "5", "7.5", "10",
