@@ -13,7 +13,6 @@ from localenv.executor import Executors
 from localenv.faults import Faults
 from localenv.gateway import Gateway
 from localenv.load import Loads
-from localenv.metrics import ExecutorMetrics
 from localenv.models import Model, train_models
 from localenv.server import DataPlaneHTTPServer, Handlers
 from localenv.sync import Sync
@@ -29,13 +28,12 @@ class DataPlane:
     def __init__(self, source: ClusterSource, host: str = "127.0.0.1", port: int = 0,
                  poll_seconds: float = DEFAULT_POLL_SECONDS, models: Mapping[str, Model] | None = None) -> None:
         self.models = models if models is not None else train_models()
-        self.metrics = ExecutorMetrics()
         self.faults = Faults()
-        self.executors = Executors(self.models, self.metrics, self.faults)
+        self.executors = Executors(self.models, self.faults)
         self.gateway = Gateway(self.executors)
         self.loads = Loads()
         self.sync = Sync(source, self.gateway, self.executors, self.loads, poll_seconds)
-        handlers = Handlers(self.gateway, self.executors, self.metrics, self.faults, self.status,
+        handlers = Handlers(self.gateway, self.executors, self.faults, self.status,
                             self.sync.synced.is_set)
         self._http = DataPlaneHTTPServer((host, port), handlers)
         self._threads: list[threading.Thread] = []

@@ -99,7 +99,7 @@ def test_every_resource_of_the_seed_exists(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(rec.of("kubernetes:networking.istio.io/v1alpha3:VirtualService")) == 1
     configmap = rec.one("kubernetes:core/v1:ConfigMap", "metrics-configmap")
     assert sorted(configmap["data"]) == ["95th-percentile-tail-latency", "error-count", "error-rate",
-                                         "mean-latency", "request-count", "user-engagement"]
+                                         "feedback-reward", "mean-latency", "request-count", "user-engagement"]
     assert len(rec.of(EXPERIMENT_TYPE)) == 1
 
 

@@ -99,7 +99,7 @@ def test_kubectl_applied_objects_drive_routing_promotion_and_load(seed_objects: 
 
     apply(cluster, seldon_deployment(BASELINE.namespace, XGBOOST), rule(0, 0, promoted="iris-v2"))
     # The model and the one-route rule are two objects: each is synced on its own, so wait for both.
-    wait_for(lambda: predict(http, url).json()["meta"]["requestPath"] == {"classifier": "seldonio/xgboostserver"}
+    wait_for(lambda: predict(http, url).json()["meta"]["requestPath"] == {"classifier": "seldonio/xgboostserver:1.13.1"}
              and {m["implementation"] for m in status(http, url)["served"]
                   if m["namespace"] == BASELINE.namespace} == {"XGBOOST_SERVER"}
              and [d["namespace"] for d in status(http, url)["routes"]["destinations"]] == [BASELINE.namespace],
