@@ -33,7 +33,7 @@ class DataPlane:
         self.faults = Faults()
         self.executors = Executors(self.models, self.metrics, self.faults)
         self.gateway = Gateway(self.executors)
-        self.loads = Loads()
+        self.loads = Loads(lambda: self.url)
         self.sync = Sync(source, self.gateway, self.executors, self.loads, poll_seconds)
         handlers = Handlers(self.gateway, self.executors, self.metrics, self.faults, self.status,
                             self.sync.synced.is_set)
