@@ -20,6 +20,7 @@ import copy
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -83,8 +84,12 @@ class WatchedKind:
             current.stop()  # type: ignore[no-untyped-call]
 
     def join(self, timeout: float) -> None:
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        """Wait for the thread to end, stopping again any watch that began after `stop` (a watch
+        started just then would not have seen it)."""
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self.stop()
+            self._thread.join(0.05)
 
     def items(self) -> list[Obj]:
         with self._lock:

@@ -9,8 +9,17 @@ from typing import Any
 import pytest
 import yaml
 
-from localenv.fortio import (FortioMissing, FortioRun, UnsupportedLoad, container_env, expand, fortio_executable,
-                             fortio_run, json_output, local_argv)
+from localenv.fortio import (
+    FortioMissing,
+    FortioRun,
+    UnsupportedLoad,
+    container_env,
+    expand,
+    fortio_executable,
+    fortio_run,
+    json_output,
+    local_argv,
+)
 from tests.localenv.fakes import seed_jobs
 
 SEED_FORTIO = Path(__file__).parent / "data" / "seed-fortio.yaml"
