@@ -148,8 +148,8 @@ def closed_loop(port: int, seconds: float, out: list[float], errors: list[int]) 
 
 
 def fortio(url: str, *args: str) -> dict[str, Any]:
-    """`fortio load ARGS` against the gateway's predictions; its JSON result."""
-    argv = [str(fortio_executable()), "load", *args, "-json", "-", "-H", "Host: iris.example.com",
+    """`fortio load ARGS` against the gateway's predictions (histogram resolution 0.1 ms); its JSON result."""
+    argv = [str(fortio_executable()), "load", *args, "-r", "0.0001", "-json", "-", "-H", "Host: iris.example.com",
             "-H", "Content-Type: application/json", "-payload", PREDICTION.decode(), f"{url}/api/v1.0/predictions"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True)
     result: dict[str, Any] = json.loads(done.stdout)
