@@ -100,8 +100,9 @@ if settings.load.enabled:
     jobs = seed_load_jobs(settings.host, [(v.namespace, v.name) for v in versions], settings.deployment_name,
                           settings.load.prediction_qps, list(settings.load.reward_qps),
                           settings.load.duration_seconds)
+    # After the routing: fortio aborts when its warm-up requests fail (404 before the VirtualService).
     LoadGenerator("load", jobs=jobs, gateway_url=gateway_url, namespace=settings.routing_namespace,
-                  opts=k8s_opts)
+                  opts=pulumi.ResourceOptions(provider=provider, depends_on=[routing]))
 
 pulumi.export("stage", experiment.stage)
 pulumi.export("iteration", experiment.iteration)
