@@ -201,15 +201,18 @@ class Loads:
                     log.info("fortio %s: its Job is gone or changed", process.run.job)
                     process.stop()
                     self._stopping.append(self._processes.pop(key))
-            self._refused = {k: v for k, v in self._refused.items() if wanted.get(k) == v[0]}
+            # A refused Job is tried again on every pass (the gateway's Service may appear, fortio
+            # may be built meanwhile); its reason is logged when it first appears or changes.
+            refused, self._refused = self._refused, {}
             for key, run in wanted.items():
-                if key in self._processes or key in self._refused:
+                if key in self._processes:
                     continue
                 try:
                     target = local_target(run.target, self._gateway_url(), gateway_addresses)
                     executable = fortio_executable()
                 except (NotLoopback, FortioMissing) as err:
-                    log.error("Job %s: %s", run.job, err)
+                    if refused.get(key) != (run, str(err)):
+                        log.error("Job %s: %s", run.job, err)
                     self._refused[key] = (run, str(err))
                     continue
                 self._count += 1

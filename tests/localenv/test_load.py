@@ -190,3 +190,20 @@ def test_a_failing_fortio_is_started_again_until_the_backoff_limit(plane: DataPl
         assert "404" in process.log_tail(20)
     finally:
         loads.stop_all(10)
+
+
+def test_a_refused_job_starts_once_the_gateway_service_appears(models: dict[str, Model]) -> None:
+    class GatewayLater(FakeCluster):
+        addresses: frozenset[str] = frozenset()
+
+        def gateway_addresses(self) -> set[str]:
+            return set(self.addresses)
+
+    cluster = GatewayLater()
+    with DataPlane(cluster, poll_seconds=0.05, models=models) as plane:
+        cluster.set(job_list=seed_jobs("http://10.96.0.7")[:1])
+        plane.sync.run_once()
+        assert [s["state"] for s in plane.loads.stats()] == ["refused"]
+        cluster.set(addresses=frozenset({"10.96.0.7"}))
+        plane.sync.run_once()
+        wait_for(lambda: [s["state"] for s in plane.loads.stats()] == ["running"], 10, "the fortio process")
