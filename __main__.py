@@ -40,7 +40,9 @@ if problems:
 
 provider = k8s.Provider(
     "k8s",
-    kubeconfig=settings.kubeconfig or None,
+    # "" rather than None in render mode: the SDK would copy $KUBECONFIG into the provider, and
+    # provider 4.25 rejects a kubeconfig beside renderYamlToDirectory (fixed in 4.32).
+    kubeconfig=settings.kubeconfig or ("" if settings.render_directory else None),
     context=settings.kube_context or None,
     render_yaml_to_directory=settings.render_directory or None,
 )

@@ -35,20 +35,28 @@ def rendered_objects(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
             for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)]
 
 
+def render(project: Path, pulumi_cli: PulumiCli, stack: str, directory: Path, **overrides: Any) -> list[
+        tuple[Path, dict[str, Any]]]:
+    """`pulumi up` of the dev stack's config with `renderDirectory` (and `overrides`): the objects written."""
+    dev: dict[str, Any] = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
+    config = {key.split(":", 1)[1]: value for key, value in dev.items()}
+    config.update(kubeconfig="", renderDirectory=str(directory), **overrides)  # render mode takes no cluster
+    write_stack_config(project, stack, config)
+    pulumi_cli.run("stack", "init", stack, cwd=project)
+    pulumi_cli.run("up", "--yes", "--skip-preview", cwd=project, stack=stack)
+    return rendered_objects(directory)
+
+
 @pytest.mark.timeout(900)
 def test_the_dev_stack_renders_and_its_manifests_pass_a_server_side_dry_run(tmp_path: Path,
                                                                            pulumi_cli: PulumiCli) -> None:
     require_executables(ENGINE + PROVIDER + SERVER)
     project = copy_project(tmp_path / "project")
-    dev: dict[str, Any] = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
-    rendered = tmp_path / "rendered"
-    config = {key.split(":", 1)[1]: value for key, value in dev.items()}
-    config.update(kubeconfig="", renderDirectory=str(rendered))  # render mode takes no cluster
-    write_stack_config(project, STACK, config)
-    pulumi_cli.run("stack", "init", STACK, cwd=project)
-    pulumi_cli.run("up", "--yes", "--skip-preview", cwd=project, stack=STACK)
-
-    objects = rendered_objects(rendered)
+    # Provider 4.25 rejects a kubeconfig beside renderYamlToDirectory, and the SDK copies $KUBECONFIG
+    # into the provider's kubeconfig when none is given: the program passes "" in render mode.
+    (tmp_path / "elsewhere.kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    pulumi_cli.extra_env["KUBECONFIG"] = str(tmp_path / "elsewhere.kubeconfig")
+    objects = render(project, pulumi_cli, STACK, tmp_path / "rendered")
     found = sorted((doc["kind"], doc["metadata"].get("namespace", ""), doc["metadata"]["name"]) for _, doc in objects)
     assert found == sorted([
         ("Namespace", "", "ns-baseline"), ("Namespace", "", "ns-candidate"), ("Namespace", "", "iter8-seldon"),
@@ -58,6 +66,10 @@ def test_the_dev_stack_renders_and_its_manifests_pass_a_server_side_dry_run(tmp_
         ("Job", "default", "fortio-irisv2-rewards")]), found
     vs = next(doc for _, doc in objects if doc["kind"] == "VirtualService")
     assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [100, 0], "the experiment's first weights"
+    as_crd = render(project, pulumi_cli, "render-crd", tmp_path / "rendered-crd", metricsAsCrd=True)
+    metrics = [doc for _, doc in as_crd if doc["kind"] == "Metric"]
+    library = next(doc for _, doc in objects if doc["kind"] == "ConfigMap")
+    assert len(metrics) == len(library["data"]) and {m["apiVersion"] for m in metrics} == {"iter8.tools/v2alpha2"}
 
     cluster_dir = tmp_path / "cluster"
     cluster = start_cluster(cluster_dir)
@@ -65,9 +77,11 @@ def test_the_dev_stack_renders_and_its_manifests_pass_a_server_side_dry_run(tmp_
         for path, doc in objects:
             if doc["kind"] == "Namespace":
                 cluster.kubectl("apply", "-f", str(path))
-        dry_run = cluster.kubectl("apply", "--dry-run=server", "-R", "-f", str(rendered))
-        assert dry_run.stdout.count("(server dry run)") == len(objects), dry_run.stdout
-        assert cluster.kubectl("get", "seldondeployments.machinelearning.seldon.io", "-A", "-o", "name").stdout == ""
+        for directory, count in ((tmp_path / "rendered", len(objects)), (tmp_path / "rendered-crd", len(as_crd))):
+            dry_run = cluster.kubectl("apply", "--dry-run=server", "-R", "-f", str(directory))
+            assert dry_run.stdout.count("(server dry run)") == count, dry_run.stdout
+        assert cluster.kubectl("get", "seldondeployments.machinelearning.seldon.io,virtualservices.networking.istio.io,"
+                               "metrics.iter8.tools,jobs", "-A", "-o", "name").stdout == "", "a dry run stores nothing"
 
         # The dry run is a real check: a manifest the CRD's schema rejects fails it.
         vs["spec"]["http"][0]["route"][0]["weight"] = "100"
