@@ -126,6 +126,8 @@ class Sync:
             started = time.monotonic()
             if self._changed is not None:
                 self._changed.clear()  # before reading: a change during the pass wakes the next one
+                if self._stop.is_set():  # stop() set it just before the clear
+                    return
             try:
                 self.run_once()
             except Exception:  # the loop must outlive an object it cannot read; the traceback is logged

@@ -19,8 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from localenv.app import DataPlane
 from localenv.cluster import ApiServerSource, ClusterUnavailable, KubeconfigError, ManifestSource
-from tests.localenv.fakes import SKLEARN, XGBOOST, routing_rule, seed_jobs, seldon_deployment
+from tests.localenv.fakes import SKLEARN, XGBOOST, FakeCluster, routing_rule, seed_jobs, seldon_deployment
 from tests.localenv.helpers import wait_for
 
 TOKEN = "sekret"
@@ -299,3 +300,19 @@ def test_manifest_source_reads_a_directory_of_yaml(tmp_path: Path) -> None:
         source.jobs()
     with pytest.raises(ClusterUnavailable, match="not a directory"):
         ManifestSource(tmp_path / "missing").jobs()
+
+
+def test_a_watched_source_wakes_the_sync_at_once_not_on_an_interval(models: dict[str, Any]) -> None:
+    class Watched(FakeCluster):
+        changed = threading.Event()
+
+    cluster = Watched(baseline=100, candidate=0)
+    with DataPlane(cluster, poll_seconds=3600, models=models) as plane:  # the interval would never come
+        passes = plane.sync.passes
+        cluster.set(vs=routing_rule(0, 100))
+        cluster.changed.set()
+        wait_for(lambda: plane.sync.passes > passes, 2, "a sync pass woken by the change")
+        wait_for(lambda: [d.weight for d in plane.gateway.table().destinations] == [0, 100], 2,  # type: ignore[union-attr]
+                 "the new weights")
+        started = time.monotonic()
+    assert time.monotonic() - started < 3, "stop wakes the sync too"
