@@ -15,6 +15,7 @@ plane's own address, as kube-proxy would send it to the gateway's pods; any othe
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,16 @@ GATEWAY_NAMES = ("istio-ingressgateway.istio-system", "istio-ingressgateway.isti
                  "istio-ingressgateway.istio-system.svc.cluster.local")
 GRACE_SECONDS = 5.0
 BACKOFF_FIRST, BACKOFF_MAX = 10.0, 360.0
+
+
+_LIVE: weakref.WeakSet[FortioProcess] = weakref.WeakSet()
+"""Every supervisor not yet stopped: ended at interpreter exit if nobody stopped them (no orphans)."""
+
+
+@atexit.register
+def _end_at_exit() -> None:
+    for process in list(_LIVE):
+        process.stop()
 
 
 class NotLoopback(ValueError):
@@ -75,6 +87,7 @@ class FortioProcess:
         self.failures = 0
         self.exit_code: int | None = None
         self._thread = threading.Thread(target=self._supervise, name=f"fortio {run.job}", daemon=True)
+        _LIVE.add(self)
         self._thread.start()
 
     @property
@@ -132,6 +145,7 @@ class FortioProcess:
 
     def stop(self) -> None:
         """End the process by its PID (SIGTERM, SIGKILL after `GRACE_SECONDS`), without waiting."""
+        _LIVE.discard(self)
         with self._lock:
             self._stop.set()
             process = self._process

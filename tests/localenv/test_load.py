@@ -6,6 +6,8 @@ Needs the fortio that `make toolchain` builds (skipped without it, failed in CI)
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,3 +209,37 @@ def test_a_refused_job_starts_once_the_gateway_service_appears(models: dict[str,
         cluster.set(addresses=frozenset({"10.96.0.7"}))
         plane.sync.run_once()
         wait_for(lambda: [s["state"] for s in plane.loads.stats()] == ["running"], 10, "the fortio process")
+
+
+CHILD = """
+import sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from localenv.fortio import fortio_run
+from localenv.load import Loads
+
+class Ok(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args): pass
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+url = f"http://127.0.0.1:{server.server_address[1]}/"
+job = {"metadata": {"name": "j"}, "spec": {"template": {"spec": {"containers": [
+    {"name": "fortio", "command": ["fortio", "load", "-t", "600s", "-qps", "2", url]}]}}}}
+loads = Loads(lambda: url)
+loads.reconcile({"j/1": fortio_run(job)})
+deadline = time.monotonic() + 10
+while not (loads.processes()[0].pid and loads.processes()[0].state == "running") and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(loads.processes()[0].pid, flush=True)
+"""
+
+
+def test_fortio_processes_end_when_the_interpreter_exits_without_a_stop() -> None:
+    """Nobody called stop_all (a test or a script that just returns): no fortio is left behind."""
+    done = subprocess.run([sys.executable, "-c", CHILD], cwd=Path(__file__).resolve().parents[2], text=True,
+                          capture_output=True, timeout=60, check=True)
+    pid = int(done.stdout.strip())
+    wait_for(lambda: not alive(pid), 10, f"fortio pid {pid} to end with the interpreter")
