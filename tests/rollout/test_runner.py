@@ -17,8 +17,8 @@ from rollout.runner import (
     OK,
     STILL_RUNNING,
     Interrupt,
-    Runner,
     RunError,
+    Runner,
     Schedule,
     exit_code,
 )
