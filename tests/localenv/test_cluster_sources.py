@@ -179,7 +179,7 @@ def test_the_kubeconfigs_ca_wins_over_requests_ca_bundle(apiserver: StubApiServe
     seen: list[object] = []
 
     class Recording(requests.Session):
-        def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:
             seen.append(kwargs.get("verify"))
             return super().request(*args, **kwargs)
 

@@ -114,7 +114,7 @@ def test_baseline_without_data_holds() -> None:
 def test_consecutive_error_limit_fails_and_rolls_back_to_the_baseline() -> None:
     spec = seed_spec(consecutiveErrorLimit=3)
     _, state = run(spec, lambda i, s: snapshot(**{V1: healthy(7), V2: healthy(10)}), 4)
-    down = {key: Failed("cannot reach prometheus") for key in snapshot(**{V1: healthy(7), V2: healthy(10)})}
+    down: Snapshot = {key: Failed("cannot reach prometheus") for key in snapshot(**{V1: healthy(7), V2: healthy(10)})}
     stages = []
     for k in range(3):
         state = iterate(spec, down, state, 2000.0 + 10 * k)

@@ -52,6 +52,24 @@ CASES: dict[str, tuple[int, str]] = {
 }
 
 
+VALUE_BY_NAMESPACE = {"ns-baseline": "7.25", "ns-candidate": "10.5", "ns-third": "3"}
+"""What `case_per_version{ns="..."}` answers for each namespace: every version its own value."""
+BATCH_PART = re.compile(r'label_replace\(\((.*?)\), "rollout_version", "(\d+)", "", ""\)')
+
+
+def per_version_answer(query: str) -> str:
+    """Each version's series with its namespace's value, last version first (order carries nothing)."""
+    parts = BATCH_PART.findall(query) or [(query, None)]
+    result = []
+    for part, index in reversed(parts):
+        namespace = re.search(r'ns="([^"]+)"', part)
+        labels = {"ns": namespace.group(1) if namespace else ""}
+        if index is not None:
+            labels["rollout_version"] = index
+        result.append({"metric": labels, "value": [NOW, VALUE_BY_NAMESPACE[labels["ns"]]]})
+    return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+
 @dataclass
 class Stub:
     """What the stub saw, and the knobs tests turn."""
@@ -86,7 +104,9 @@ def handler_for(stub: Stub) -> type[BaseHTTPRequestHandler]:
             if case == "concurrent":
                 self.overlap()
             status, body = CASES.get(case, CASES["ok"])
-            batched = re.findall(r'"rollout_version", "(\d+)"', query)
+            if case == "per_version":
+                status, body = 200, per_version_answer(query)
+            batched = [] if case == "per_version" else re.findall(r'"rollout_version", "(\d+)"', query)
             if batched and status == 200 and body.startswith("{"):  # one copy of the series per version
                 answer = json.loads(body)
                 if isinstance(answer.get("data"), dict):
@@ -309,18 +329,19 @@ def test_one_iteration_queries_concurrently(stub: Stub, session: requests.Sessio
 
 
 def test_versions_of_one_metric_share_one_request_and_keep_their_own_values(stub: Stub, session: requests.Session) -> None:
-    spec = parse_experiment({
-        "name": "batch", "testingPattern": "Canary", "metrics": [{"name": "m", "query": 'case_ok{ns="$ns"}'}],
-        "versions": [{"name": n, "variables": {"ns": f"ns-{n}"}} for n in ("baseline", "candidate")],
-    })
-    before = len(stub.seen("ok"))
+    spec = ExperimentSpec(name="batch", target="", metrics=(Metric("m", 'case_per_version{ns="$ns"}'),),
+                          versions=tuple(Version(n, (("ns", f"ns-{n}"),)) for n in ("baseline", "candidate", "third")))
+    before = len(stub.seen("per_version"))
     client = PrometheusClient(PrometheusSettings(url=stub.url), session=session)
     snap = collect_snapshot(spec, client, started_at=NOW - 60, now=NOW)
-    (request,) = stub.seen("ok")[before:]
+    (request,) = stub.seen("per_version")[before:]
     assert request["params"]["query"] == [
-        'label_replace((case_ok{ns="ns-baseline"}), "rollout_version", "0", "", "")'
-        ' or label_replace((case_ok{ns="ns-candidate"}), "rollout_version", "1", "", "")']
-    assert snap == {("m", "baseline"): Observed(42.5), ("m", "candidate"): Observed(42.5)}
+        'label_replace((case_per_version{ns="ns-baseline"}), "rollout_version", "0", "", "")'
+        ' or label_replace((case_per_version{ns="ns-candidate"}), "rollout_version", "1", "", "")'
+        ' or label_replace((case_per_version{ns="ns-third"}), "rollout_version", "2", "", "")']
+    # The stub answers the versions in reverse order, each with its own value: each lands on its version.
+    assert snap == {("m", "baseline"): Observed(7.25), ("m", "candidate"): Observed(10.5),
+                    ("m", "third"): Observed(3.0)}
 
 
 def test_a_query_that_cannot_be_batched_is_asked_per_version(stub: Stub, session: requests.Session) -> None:
