@@ -15,11 +15,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from urllib3.util import Timeout
 
 from rollout.collect import classify, collect_snapshot
 from rollout.outcomes import Failed, NoData, Observed, Outcome
@@ -295,12 +297,16 @@ class FakeSession:
         return FakeResponse()
 
 
-@pytest.mark.parametrize(("settings", "verify"), [
-    (PrometheusSettings(url="https://prom.example:9090"), True),
-    (PrometheusSettings(url="https://prom.example:9090", verify_tls=False), False),
-    (PrometheusSettings(url="https://prom.example:9090", ca_bundle="ca.pem"), "ca.pem"),
+@pytest.mark.parametrize(("verify_tls", "ca_bundle", "verify"), [
+    (True, None, True),
+    (False, None, False),
+    (True, "ca.pem", "ca.pem"),
 ], ids=["default-verifies", "explicit-off", "ca-bundle"])
-def test_tls_verification(settings: PrometheusSettings, verify: bool | str) -> None:
+def test_tls_verification(tmp_path: Path, verify_tls: bool, ca_bundle: str | None, verify: bool | str) -> None:
+    if ca_bundle:
+        (tmp_path / ca_bundle).write_text("-----BEGIN CERTIFICATE-----\n")
+        ca_bundle = verify = str(tmp_path / ca_bundle)
+    settings = PrometheusSettings(url="https://prom.example:9090", verify_tls=verify_tls, ca_bundle=ca_bundle)
     fake = FakeSession()
     PrometheusClient(settings, session=fake).query("up", NOW)  # type: ignore[arg-type]
     (call,) = fake.calls
@@ -308,7 +314,9 @@ def test_tls_verification(settings: PrometheusSettings, verify: bool | str) -> N
     assert type(call["verify"]) is type(verify)
     assert call["url"] == "https://prom.example:9090/api/v1/query"
     assert call["params"] == {"query": "up", "time": "1700000000.000"}
-    assert call["timeout"] == settings.timeout_seconds
+    # The whole budget, retries included: a urllib3 Timeout that gives each attempt what is left.
+    assert isinstance(call["timeout"], Timeout)
+    assert 0 < call["timeout"].total <= settings.timeout_seconds
 
 
 def test_one_iteration_queries_concurrently(stub: Stub, session: requests.Session) -> None:
