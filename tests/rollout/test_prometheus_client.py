@@ -316,6 +316,7 @@ def test_tls_verification(tmp_path: Path, verify_tls: bool, ca_bundle: str | Non
     assert call["params"] == {"query": "up", "time": "1700000000.000"}
     # The whole budget, retries included: a urllib3 Timeout that gives each attempt what is left.
     assert isinstance(call["timeout"], Timeout)
+    assert isinstance(call["timeout"].total, float)
     assert 0 < call["timeout"].total <= settings.timeout_seconds
 
 

@@ -118,16 +118,15 @@ def test_the_ca_bundle_makes_the_same_server_trusted(certificate: tuple[Path, Pa
 
 
 def test_no_message_carries_the_urls_credentials(certificate: tuple[Path, Path], closed_port: int) -> None:
-    reasons = []
-    for url, timeout in ((f"http://ops:{SECRET}@127.0.0.1:{closed_port}", 2.0),):
-        reasons.append(collect(PrometheusSettings(url, timeout_seconds=timeout)))
+    reasons = [collect(PrometheusSettings(f"http://ops:{SECRET}@127.0.0.1:{closed_port}", timeout_seconds=2))]
     with ScriptedServer(tls=certificate) as tls:
         reasons.append(collect(PrometheusSettings(tls.url.replace("https://", f"https://ops:{SECRET}@"))))
     with ScriptedServer(default=Reply(200, "{}", delay=2.0)) as slow:
         reasons.append(collect(PrometheusSettings(slow.url.replace("http://", f"http://ops:{SECRET}@"),
                                                   timeout_seconds=0.3)))
-    assert [type(o) for o in reasons] == [Failed, Failed, Failed], reasons
-    assert [o.reason.split(":")[0] for o in reasons] == ["cannot reach http", "TLS failure talking to https",
+    failed = [o for o in reasons if isinstance(o, Failed)]
+    assert len(failed) == 3, reasons
+    assert [o.reason.split(":")[0] for o in failed] == ["cannot reach http", "TLS failure talking to https",
                                                           "timed out after 0.3s"]
     assert SECRET not in repr(reasons)
 
