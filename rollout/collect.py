@@ -11,15 +11,10 @@ from rollout.jqexpr import JqError, first_value
 from rollout.outcomes import Failed, NoData, Observed, Outcome, Snapshot
 from rollout.prometheus import BackendError, PrometheusClient
 from rollout.spec import ExperimentSpec, Metric, Version
-from rollout.templating import ELAPSED_TIME, TemplateError, render
+from rollout.templating import ELAPSED_TIME, TemplateError, elapsed_seconds, render
 
 MAX_WORKERS = 16
 _NON_FINITE = {"NaN", "+Inf", "-Inf", "Inf"}
-
-
-def elapsed_seconds(started_at: float, now: float) -> int:
-    """Whole seconds since the start, at least 1 (Iter8's `${elapsedTime}`)."""
-    return max(1, int(now - started_at))
 
 
 def classify(body: dict[str, Any], jq_expression: str) -> Outcome:
