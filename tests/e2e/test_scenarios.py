@@ -92,9 +92,12 @@ def test_seed_scenario_moves_traffic_step_by_step_and_promotes_the_xgboost_model
         splits.append((int(record["weights"][CANDIDATE]), new))
         routed_before = routed_after
     # The candidate has no predictions at 0%, so it is not yet feasible at iteration 1 (5%), then
-    # climbs by the 10-point cap; the last iteration takes the mix's 95%, then iris-v2 is promoted.
+    # climbs by the 10-point cap; the last iteration completes the experiment and promotes iris-v2: its
+    # split (the mix's 95%) is never written, and the history records what the VirtualService received.
     history = records[-1]["history"]
-    assert [int(h["weights"][CANDIDATE]) for h in history] == [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]
+    assert [int(h["weights"][CANDIDATE]) for h in history] == [5, 15, 25, 35, 45, 55, 65, 75, 85, 100]
+    assert history[-1]["promoted"] == CANDIDATE
+    assert len(json.dumps(records[-1], separators=(",", ":"))) < 32 * 1024  # the record stays small
     outputs = rollout.outputs()
     assert (outputs["stage"], outputs["iteration"], outputs["winner"], outputs["promoted"]) == (
         "Completed", 10, CANDIDATE, CANDIDATE)

@@ -105,3 +105,19 @@ def test_wrong_types_are_named() -> None:
             assert err.field.split(".")[0].split("[")[0] == key, (key, err)
         else:
             raise AssertionError(f"{key}={value!r} was accepted")
+
+
+def test_a_missing_ca_bundle_holds_each_iteration_then_rolls_back_at_the_error_limit(tmp_path: Any) -> None:
+    news = {**NEWS, "prometheus": {"url": "https://127.0.0.1:9", "timeoutSeconds": 5,
+                                   "caBundle": str(tmp_path / "removed.pem")}}
+    outs: dict[str, Any] = good_olds()
+    stages = []
+    for _ in range(4):  # consecutiveErrorLimit: 4 (the default)
+        outs = {**outs, "lastIterationAt": time.time() - 30}
+        result = PROVIDER.update("quickstart-exp", outs, news).outs
+        assert result is not None
+        outs = result
+        stages.append((outs["stage"], outs["consecutiveErrors"], outs["weights"]["iris-v2"]))
+    assert stages == [("Running", 1, 10), ("Running", 2, 10), ("Running", 3, 10), ("Failed", 4, 0)]
+    assert "prometheusCaBundle" in outs["messages"][0]
+    assert all("prometheusCaBundle" in h["reason"] for h in outs["history"])
