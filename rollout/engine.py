@@ -6,14 +6,15 @@ state too), so the function is total.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
+from rollout.audit import audit, unmet
 from rollout.decision import Decision, iter8_v2
 from rollout.outcomes import Failed, NoData, Observed, Snapshot
 from rollout.spec import Algorithm, ExperimentSpec
 from rollout.state import COMPLETED, FAILED, RUNNING, ExperimentState
-from rollout.templating import ELAPSED_TIME, TemplateError, elapsed_seconds, render
+from rollout.templating import elapsed_seconds
 from rollout.weights import baseline_only
 
 Algorithm_ = Callable[[ExperimentSpec, Snapshot, ExperimentState], Decision]
@@ -97,53 +98,6 @@ def _assessment_map(spec: ExperimentSpec, decision: Decision) -> dict[str, dict[
     return {a.version: dict(zip(conditions, a.met, strict=True)) for a in decision.assessments}
 
 
-def shared_query(template: str, variable_names: Iterable[str], elapsed: int) -> str:
-    """A metric's query as rendered for one iteration, each version's variables left as `${name}`.
-
-    >>> shared_query('up{ns="$ns"}[${elapsedTime}s]', ["ns"], 61)
-    'up{ns="${ns}"}[61s]'
-    """
-    return render(template, {**{name: "${" + name + "}" for name in variable_names}, ELAPSED_TIME: str(elapsed)})
-
-
-def _queries(spec: ExperimentSpec, snapshot: Snapshot, elapsed: int) -> dict[str, str | dict[str, str]]:
-    """Per metric, what was asked of Prometheus for each value, losslessly shortened.
-
-    The versions' queries differ only by their variables (listed in spec.versions), so one string with
-    `${ns}` etc. stands for all of them: kept only when rendering it with each version's variables gives
-    back exactly the query sent for that version; otherwise the versions' queries are kept one by one.
-    """
-    names = sorted({name for version in spec.versions for name, _ in version.variables})
-    out: dict[str, str | dict[str, str]] = {}
-    for metric in spec.metrics:
-        sent = {v.name: o.query for v in spec.versions if (o := snapshot.get((metric.name, v.name))) and o.query}
-        if not sent:
-            continue
-        try:
-            shared = shared_query(metric.query, names, elapsed)
-            exact = all(render(shared, v.variable_map()) == sent.get(v.name) for v in spec.versions if v.name in sent)
-        except TemplateError:
-            exact = False
-        out[metric.name] = shared if exact else sent
-    return out
-
-
-def _unmet(assessments: dict[str, dict[str, bool]]) -> dict[str, Any]:
-    """`{"unmet": {version: [objective, ...]}}` for the versions that missed an objective; {} when none did."""
-    unmet = {v: [c for c, met in conditions.items() if not met] for v, conditions in assessments.items()}
-    unmet = {v: c for v, c in unmet.items() if c}
-    return {"unmet": unmet} if unmet else {}
-
-
-def _audit(spec: ExperimentSpec, snapshot: Snapshot, elapsed: int) -> dict[str, Any]:
-    """What was asked of Prometheus for the values (`queries`), and the retries it took (only when any)."""
-    retries: dict[str, dict[str, int]] = {}
-    for (metric, version), outcome in snapshot.items():
-        if outcome.retries:
-            retries.setdefault(metric, {})[version] = outcome.retries
-    return {"queries": _queries(spec, snapshot, elapsed), **({"retries": retries} if retries else {})}
-
-
 def _record(state: ExperimentState, spec: ExperimentSpec, snapshot: Snapshot, now: float,
             **fields: Any) -> tuple[dict[str, Any], ...]:
     """The history with this iteration's entry: values with their queries, and the weights written.
@@ -153,7 +107,7 @@ def _record(state: ExperimentState, spec: ExperimentSpec, snapshot: Snapshot, no
     """
     values = {m: {v: e["value"] for v, e in per.items()} for m, per in fields.pop("values").items()}
     entry = {"time": now, **fields, "values": values,
-             **_audit(spec, snapshot, elapsed_seconds(state.started_at, now))}
+             **audit(spec, snapshot, elapsed_seconds(state.started_at, now))}
     return ((*state.history, entry))[-spec.history_limit:]
 
 
@@ -174,7 +128,7 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
 
     def history(weights: dict[str, int], winner: str | None, reason: str, **extra: Any) -> tuple[dict[str, Any], ...]:
         return _record(state, spec, snapshot, now, iteration=iteration, held=False, weights=weights,
-                       winner=winner, **extra, reason=reason, values=values, **_unmet(assessments))
+                       winner=winner, **extra, reason=reason, values=values, **unmet(assessments))
 
     if rolled_back:
         reason = "; ".join(f"{a.version} broke {', '.join(a.broken)}" for a in rolled_back)

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import requests
 
+from rollout.audit import shared_query
 from rollout.collect import collect_snapshot
-from rollout.engine import iterate, shared_query, start
+from rollout.engine import iterate, start
 from rollout.outcomes import Observed, Snapshot
 from rollout.provider import _outputs
 from rollout.state import COMPLETED
