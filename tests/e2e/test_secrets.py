@@ -100,4 +100,5 @@ def test_a_token_set_without_secret_is_refused_before_anything_is_created(
         assert "typed-in-plain" not in text and "Traceback" not in text
         pulumi_cli.run("config", "rm", key, cwd=project, stack=STACK)
     exported = json.loads(pulumi_cli.run("stack", "export", cwd=project, stack=STACK).stdout)
-    assert not exported["deployment"].get("resources")  # nothing was created
+    resources = exported["deployment"].get("resources") or []
+    assert [r["type"] for r in resources] == ["pulumi:pulumi:Stack"]  # nothing but the stack itself
