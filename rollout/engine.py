@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rollout.audit import audit, unmet
+from rollout.audit import audit, decision_inputs, unmet
 from rollout.decision import Decision, iter8_v2
 from rollout.outcomes import Failed, NoData, Observed, Snapshot
 from rollout.spec import Algorithm, ExperimentSpec
@@ -100,12 +100,14 @@ def _assessment_map(spec: ExperimentSpec, decision: Decision) -> dict[str, dict[
 
 def _record(state: ExperimentState, spec: ExperimentSpec, snapshot: Snapshot, now: float,
             **fields: Any) -> tuple[dict[str, Any], ...]:
-    """The history with this iteration's entry: values with their queries, and the weights written.
+    """The history with this iteration's entry: the values the decision read with their queries, and
+    the weights written.
 
     `weights` is what this iteration's outputs send to the VirtualService (after a promotion or a
     rollback, not the split the algorithm proposed); no algorithm evidence (it lives in `evidence`).
     """
-    values = {m: {v: e["value"] for v, e in per.items()} for m, per in fields.pop("values").items()}
+    inputs = decision_inputs(spec)
+    values = {m: {v: e["value"] for v, e in per.items()} for m, per in fields.pop("values").items() if m in inputs}
     entry = {"time": now, **fields, "values": values,
              **audit(spec, snapshot, elapsed_seconds(state.started_at, now))}
     return ((*state.history, entry))[-spec.history_limit:]
