@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi.runtime.config import get_config, is_config_secret
 
 from components.load import LoadGenerator, seed_load_jobs
 from components.metric_library import metric_library
@@ -23,6 +24,13 @@ try:
     settings: Settings = load_settings(config.get)
 except ConfigError as err:
     raise pulumi.RunError(str(err)) from None
+# Credentials are taken only as secrets: one typed in without `--secret` is refused, not used.
+# (Pulumi.yaml cannot declare them `secret: true`: with a default an unset key fails, without one it is required.)
+plaintext = [config.full_key(key) for key in ("prometheusToken", "prometheusPassword")
+             if get_config(config.full_key(key)) and not is_config_secret(config.full_key(key))]
+if plaintext:
+    raise pulumi.RunError("\n".join(f"{key}: stored in plaintext; set it with `pulumi config set --secret "
+                                     f"{key.split(':')[1]} <value>`" for key in plaintext))
 
 metrics = metric_library(list(settings.extra_metrics))
 versions = settings.versions

@@ -119,7 +119,8 @@ class Rollout:
         return stack_outputs(self.cli.run("stack", "output", "--json", cwd=self.project, stack=self.stack).stdout)
 
     def record(self) -> dict[str, Any]:
-        return self.outputs()["experiment"]
+        record: dict[str, Any] = self.outputs()["experiment"]
+        return record
 
     def wait_for_next_iteration(self) -> None:
         """Sleep until the schedule makes the next iteration due (lastIterationAt + interval)."""
