@@ -82,7 +82,7 @@ def test_a_job_runs_to_completion_at_its_rate_and_is_not_restarted(cluster: Fake
     cluster.set(job_list=[job(LoadJob("fortio-requests", "/api/v1.0/predictions", 40, PAYLOAD, 1,
                                       "iris.example.com"), plane.url)])
     plane.sync.run_once()
-    done = wait_for(lambda: stats_of(plane, "fortio-requests")["state"] == "succeeded"
+    done: dict[str, Any] = wait_for(lambda: stats_of(plane, "fortio-requests")["state"] == "succeeded"
                     and stats_of(plane, "fortio-requests"), 20, "the 1 s fortio run to complete")
     result = done["result"]
     assert result is not None, "fortio wrote its -json result to the Job's emptyDir"
@@ -100,8 +100,11 @@ def test_fault_injection_shows_in_fortios_codes(cluster: FakeCluster, plane: Dat
     cluster.set(job_list=[job(LoadJob("fortio-requests", "/api/v1.0/predictions", 40, PAYLOAD, 1,
                                       "iris.example.com"), plane.url)])
     plane.sync.run_once()
-    done = wait_for(lambda: stats_of(plane, "fortio-requests")["state"] in ("succeeded", "failed", "backoff")
-                    and stats_of(plane, "fortio-requests"), 20, "the fortio run to end")
+    def ended() -> dict[str, Any] | None:
+        stats: dict[str, Any] = stats_of(plane, "fortio-requests")
+        return stats if stats["state"] in ("succeeded", "failed", "backoff") else None
+
+    done = wait_for(ended, 20, "the fortio run to end")
     codes = done["result"]["codes"]
     assert set(codes) == {"200", "500"}
     assert codes["500"] == pytest.approx(0.1 * (codes["200"] + codes["500"] + 4), abs=1)

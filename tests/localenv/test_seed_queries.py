@@ -12,6 +12,7 @@ about properties that differ by large factors, each against the data plane's own
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterator
@@ -147,7 +148,7 @@ def measured(models: dict[str, Model], tmp_path_factory: pytest.TempPathFactory)
                 http.post(f"{plane.url}/seldon/ns-baseline/iris/api/v1.0/feedback", json={"reward": "lots"},
                           timeout=10)
                 counts = _server_counts(http, plane.url)
-                wait_for(lambda counts=counts: _scraped(prometheus, counts), 30, "a wave scraped", every=0.1)
+                wait_for(functools.partial(_scraped, prometheus, counts), 30, "a wave scraped", every=0.1)
             after = samples(http, plane.url)
             delta = {ns: {k: v for k, v in _minus(after, before).items() if ("kubernetes_namespace", ns) in k[1]}
                      for ns in NAMESPACES}

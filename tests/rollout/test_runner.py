@@ -63,7 +63,8 @@ class NoWaitInterrupt(Interrupt):
 
     def __init__(self, clock: FakeClock, interrupt_on_wait: int | None = None) -> None:
         super().__init__()
-        self.clock, self.waits, self.interrupt_on_wait = clock, [], interrupt_on_wait
+        self.clock, self.interrupt_on_wait = clock, interrupt_on_wait
+        self.waits: list[float] = []
         self.event = self  # type: ignore[assignment]
         self._set = False
 
