@@ -30,7 +30,9 @@ experiment_spec = settings.experiment_spec().to_wire()
 
 provider = k8s.Provider(
     "k8s",
-    kubeconfig=settings.kubeconfig_path or None,
+    # "" rather than None in render mode: the SDK would copy $KUBECONFIG into the provider, and
+    # provider 4.25 rejects a kubeconfig beside renderYamlToDirectory (fixed in 4.32).
+    kubeconfig=settings.kubeconfig_path or ("" if settings.render_directory else None),
     context=settings.kube_context or None,
     render_yaml_to_directory=settings.render_directory or None,
 )
@@ -92,8 +94,9 @@ if settings.load.enabled:
     jobs = seed_load_jobs(settings.host, [(v.namespace, v.name) for v in versions], settings.deployment_name,
                           settings.load.prediction_qps, list(settings.load.reward_qps),
                           settings.load.duration_seconds)
+    # After the routing: fortio aborts when its warm-up requests fail (404 before the VirtualService).
     LoadGenerator("load", jobs=jobs, gateway_url=gateway_url, namespace=settings.routing_namespace,
-                  opts=k8s_opts)
+                  opts=pulumi.ResourceOptions(provider=provider, depends_on=[routing]))
 
 pulumi.export("stage", experiment.stage)
 pulumi.export("iteration", experiment.iteration)

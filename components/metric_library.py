@@ -1,13 +1,21 @@
-"""The seed's six metrics as data, with the seed's query mistakes fixed.
+"""The seed's six metrics as data, with the seed's query mistakes fixed, plus a reward by value.
 
-Fixes against the seed's metrics.yaml (each is listed in the README):
+The series and labels are Seldon Core v1's as docs/seldon-metrics.md lists them. Fixes against the
+seed's metrics.yaml (each is listed in the README):
 1. `request-count` counts requests (`..._count`), not summed latency seconds (`..._sum`).
 2. Latencies are converted from the histograms' seconds to milliseconds, as their units say, so
    the seed's limits (2000 ms, 5000 ms) mean what they were meant to.
-3. Latency and error metrics look only at predictions (`service="predictions"`): feedback calls
-   land in the same histograms and would dilute them.
+3. Every prediction metric reads the executor's **server** family where `service` names the
+   prediction endpoint: `predictions` over REST for every protocol (seldon, v2, tensorflow), the
+   predict method's full name over gRPC. The client family's `service` is the model's path
+   (`/predict`, `/v2/models/<model>/infer`, `/send-feedback`), so the seed's unfiltered client
+   queries mixed feedback calls into latency and request counts.
 4. With no traffic, `mean-latency` and `error-rate` are 0/0 and `95th-percentile-tail-latency` is
    an empty vector: all three come back as "no data" (the client checks), never as 0.
+
+`feedback-reward` is new: the sum of the feedback rewards, which the model server (Seldon's Python
+wrapper, `seldon` protocol) counts in `seldon_api_model_feedback_reward_total`. The seed's
+`user-engagement` (feedback calls, whatever their reward) stays the seed's reward.
 """
 
 from __future__ import annotations
@@ -15,14 +23,28 @@ from __future__ import annotations
 from typing import Any
 
 SELECTOR = 'seldon_deployment_id="$sid",predictor_name="$predictor",kubernetes_namespace="$ns"'
-PREDICTIONS = f'service="predictions",{SELECTOR}'
-ERRORS = f'code!="200",{PREDICTIONS}'
-FEEDBACK = f'service="feedback",{SELECTOR}'
+PREDICTION_SERVICES = ("predictions", "/seldon.protos.Seldon/Predict", "/inference.GRPCInferenceService/ModelInfer",
+                       "/tensorflow.serving.PredictionService/Predict")
+"""The server family's `service` for a prediction: REST (any protocol), then gRPC seldon, v2, tensorflow."""
+FEEDBACK_SERVICES = ("feedback", "/seldon.protos.Seldon/SendFeedback")
+"""The server family's `service` for feedback: REST, gRPC."""
+SUCCESS_CODES = ("200", "OK")
+"""`code` of a success: the HTTP status over REST, the gRPC status name over gRPC."""
+
+
+def _any_of(values: tuple[str, ...]) -> str:
+    return "|".join(values)
+
+
+PREDICTIONS = f'service=~"{_any_of(PREDICTION_SERVICES)}",{SELECTOR}'
+ERRORS = f'code!~"{_any_of(SUCCESS_CODES)}",{PREDICTIONS}'
+FEEDBACK = f'service=~"{_any_of(FEEDBACK_SERVICES)}",{SELECTOR}'
 WINDOW = "[${elapsedTime}s]"
 JQ_FIRST_VALUE = ".data.result[0].value[1] | tonumber"
 
-CLIENT = "seldon_api_executor_client_requests_seconds"
 SERVER = "seldon_api_executor_server_requests_seconds"
+"""Every request the executor receives, arrival to answer (what a caller of the deployment waits for)."""
+FEEDBACK_REWARD = "seldon_api_model_feedback_reward_total"
 
 
 def _increase(series: str, selector: str) -> str:
@@ -35,7 +57,7 @@ SEED_METRICS: tuple[dict[str, Any], ...] = (
         "description": "95th percentile tail latency of predictions",
         "type": "Gauge",
         "units": "milliseconds",
-        "query": f"1000 * histogram_quantile(0.95, sum(rate({CLIENT}_bucket{{{PREDICTIONS}}}{WINDOW})) by (le))",
+        "query": f"1000 * histogram_quantile(0.95, sum(rate({SERVER}_bucket{{{PREDICTIONS}}}{WINDOW})) by (le))",
         "jqExpression": JQ_FIRST_VALUE,
         "sampleSize": "request-count",
     },
@@ -62,7 +84,7 @@ SEED_METRICS: tuple[dict[str, Any], ...] = (
         "description": "Mean latency of predictions",
         "type": "Gauge",
         "units": "milliseconds",
-        "query": f"1000 * {_increase(f'{CLIENT}_sum', PREDICTIONS)} / {_increase(f'{CLIENT}_count', PREDICTIONS)}",
+        "query": f"1000 * {_increase(f'{SERVER}_sum', PREDICTIONS)} / {_increase(f'{SERVER}_count', PREDICTIONS)}",
         "jqExpression": JQ_FIRST_VALUE,
         "sampleSize": "request-count",
     },
@@ -71,7 +93,7 @@ SEED_METRICS: tuple[dict[str, Any], ...] = (
         "description": "Number of prediction requests",
         "type": "Counter",
         "units": "",
-        "query": f"{_increase(f'{CLIENT}_count', PREDICTIONS)} or on() vector(0)",
+        "query": f"{_increase(f'{SERVER}_count', PREDICTIONS)} or on() vector(0)",
         "jqExpression": JQ_FIRST_VALUE,
     },
     {
@@ -85,9 +107,21 @@ SEED_METRICS: tuple[dict[str, Any], ...] = (
 )
 """Metric definitions in the shape of the experiment's `metrics` input (Iter8's Metric spec)."""
 
+FEEDBACK_REWARD_METRIC: dict[str, Any] = {
+    "name": "feedback-reward",
+    "description": "Sum of the rewards sent as feedback (seldon protocol; zero rewards are not counted)",
+    "type": "Counter",
+    "units": "",
+    "query": f"{_increase(FEEDBACK_REWARD, SELECTOR)} or on() vector(0)",
+    "jqExpression": JQ_FIRST_VALUE,
+}
+"""Reward by value: `rewards: [{metric: feedback-reward, preferredDirection: High}]`."""
+
+LIBRARY_METRICS: tuple[dict[str, Any], ...] = (*SEED_METRICS, FEEDBACK_REWARD_METRIC)
+
 
 def metric_library(extra: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The seed's metrics plus the user's own; a user metric with a seed name replaces it."""
+    """The library's metrics plus the user's own; a user metric with a library name replaces it."""
     extra = extra or []
     names = {m.get("name") for m in extra}
-    return [dict(m) for m in SEED_METRICS if m["name"] not in names] + [dict(m) for m in extra]
+    return [dict(m) for m in LIBRARY_METRICS if m["name"] not in names] + [dict(m) for m in extra]

@@ -47,8 +47,7 @@ def load_stack_config(values: Mapping[str, Any], secret: Collection[str] = ()) -
     engine cannot enforce `secret: true` on a key that may be left unset). Raises ConfigError naming every
     problem, each as `seldon-rollout:<key path>: <what is wrong>`.
     """
-    plain_secrets = [Problem(key, f"is stored in plain text in the stack file; set it with "
-                                  f"`pulumi config set --secret {key} <value>`")
+    plain_secrets = [Problem(key, f"stored in plaintext; set it with `pulumi config set --secret {key} <value>`")
                      for key in SECRET_KEYS if values.get(key) and key not in secret]
     raw = {key: _decode(key, value) for key, value in values.items() if key not in SECRET_KEYS}
     try:

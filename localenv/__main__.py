@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 from localenv.app import DEFAULT_POLL_SECONDS, DataPlane
-from localenv.cluster import ApiServerSource, ClusterSource, ManifestSource
-from localenv.kubeconfig import KubeconfigError, load_credentials
+from localenv.cluster import ApiServerSource, ClusterSource, KubeconfigError, ManifestSource
 
 log = logging.getLogger("localenv")
 
@@ -42,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="HOST:PORT to serve on (port 0: a free one); default 127.0.0.1:8080")
     parser.add_argument("--state-dir", type=Path, help="write localenv.json (url, pid) here")
     parser.add_argument("--poll-seconds", type=float, default=DEFAULT_POLL_SECONDS,
-                        help="how often to read the cluster (default %(default)s)")
+                        help="how often to read --manifests (an API server is watched) (default %(default)s)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
@@ -50,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _source(args: argparse.Namespace) -> ClusterSource:
     if args.manifests is not None:
         return ManifestSource(args.manifests)
-    return ApiServerSource(load_credentials(args.kubeconfig, args.context))
+    return ApiServerSource(args.kubeconfig, args.context)
 
 
 def main(argv: list[str] | None = None) -> int:

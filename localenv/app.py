@@ -13,7 +13,6 @@ from localenv.executor import Executors
 from localenv.faults import Faults
 from localenv.gateway import Gateway
 from localenv.load import Loads
-from localenv.metrics import ExecutorMetrics
 from localenv.models import Model, train_models
 from localenv.server import DataPlaneHTTPServer, Handlers
 from localenv.sync import Sync
@@ -29,13 +28,12 @@ class DataPlane:
     def __init__(self, source: ClusterSource, host: str = "127.0.0.1", port: int = 0,
                  poll_seconds: float = DEFAULT_POLL_SECONDS, models: Mapping[str, Model] | None = None) -> None:
         self.models = models if models is not None else train_models()
-        self.metrics = ExecutorMetrics()
         self.faults = Faults()
-        self.executors = Executors(self.models, self.metrics, self.faults)
+        self.executors = Executors(self.models, self.faults)
         self.gateway = Gateway(self.executors)
-        self.loads = Loads()
+        self.loads = Loads(lambda: self.url)
         self.sync = Sync(source, self.gateway, self.executors, self.loads, poll_seconds)
-        handlers = Handlers(self.gateway, self.executors, self.metrics, self.faults, self.status,
+        handlers = Handlers(self.gateway, self.executors, self.faults, self.status,
                             self.sync.synced.is_set)
         self._http = DataPlaneHTTPServer((host, port), handlers)
         self._threads: list[threading.Thread] = []
@@ -47,9 +45,9 @@ class DataPlane:
         return f"http://{host!s}:{port}"
 
     def start(self) -> DataPlane:
-        """Sync once (so the first request already sees the cluster), then serve and poll.
+        """Sync once (so the first request already sees the cluster), then serve and keep in step.
 
-        If that first read fails, the plane serves anyway and the poller retries: wait on
+        If that first read fails, the plane serves anyway and the sync retries: wait on
         `sync.synced` to know when it has the cluster's objects.
         """
         self.sync.run_once()
@@ -60,7 +58,7 @@ class DataPlane:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop polling and the loads, then the HTTP server."""
+        """Stop the sync and end the fortio processes, then the HTTP server."""
         self.sync.stop()
         self.loads.stop_all(timeout)
         self._http.shutdown()

@@ -1,30 +1,38 @@
 """Where the data plane reads the program's objects: the seam `ClusterSource` and its two sources.
 
-`ApiServerSource` lists them from a Kubernetes API server (plain `requests`, credentials from a
-kubeconfig); `ManifestSource` reads YAML manifests from a directory (e.g. the dev stack's rendered
-manifests, or a benchmark's fixed objects). Tests use a fake with the same three methods.
+`ApiServerSource` keeps a cache of each kind with the official `kubernetes` client (list, then
+watch from the list's resourceVersion; kubeconfig and TLS are the library's); `ManifestSource`
+reads YAML manifests from a directory (e.g. a benchmark's fixed objects). Tests use a fake with the
+same three methods.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-import requests
 import yaml
+from kubernetes import client, config
 
-from localenv.kubeconfig import Credentials
+from localenv.watch import WatchedKind
 
 ROUTING_NAMESPACE = "default"
 ROUTING_RULE = "routing-rule"
 ISTIO_GROUP = "networking.istio.io"
 SELDON_GROUP = "machinelearning.seldon.io"
+GATEWAY_NAMESPACE = "istio-system"
+GATEWAY_SERVICE = "istio-ingressgateway"
 
 Obj = dict[str, Any]
 
 
 class ClusterUnavailable(RuntimeError):
-    """The source could not be read (connection refused, timeout, HTTP error, bad YAML)."""
+    """The source could not be read (connection refused, HTTP error, bad YAML, not listed yet)."""
+
+
+class KubeconfigError(ValueError):
+    """The kubeconfig is missing or the library cannot use it."""
 
 
 class ClusterSource(Protocol):
@@ -43,56 +51,80 @@ class ClusterSource(Protocol):
         ...
 
 
-class ApiServerSource:
-    """Reads from a Kubernetes API server. One `requests.Session`; not shared across threads."""
+def gateway_addresses(service: Obj) -> set[str]:
+    """The cluster IPs of the istio-ingressgateway Service (what the seed's `URL_VALUE` holds)."""
+    spec = service.get("spec") or {}
+    ips = [spec.get("clusterIP"), *(spec.get("clusterIPs") or [])]
+    return {str(ip) for ip in ips if ip and ip != "None"}
 
-    def __init__(self, credentials: Credentials, timeout_seconds: float = 5.0,
-                 session: requests.Session | None = None) -> None:
-        self._server = credentials.server
-        self._timeout = timeout_seconds
-        self._session = session or requests.Session()
-        self._verify = credentials.verify
-        if credentials.cert:
-            self._session.cert = credentials.cert
-        if credentials.token:
-            self._session.headers["Authorization"] = f"Bearer {credentials.token}"
+
+class ApiServerSource:
+    """Reads from a Kubernetes API server through watches; starts its watch threads at once.
+
+    Each kind is listed, then watched from the list's resourceVersion (a 410 Gone relists; a 429
+    waits for its Retry-After; other failures back off and retry), so a change stored in the API
+    server reaches `changed` within milliseconds, without polling. Until a kind has been listed
+    once, reading it waits up to `first_list_seconds` and then raises `ClusterUnavailable`; after
+    that, the cache is served, and keeps its last state while the server cannot be reached.
+    """
+
+    def __init__(self, kubeconfig: Path, context: str | None = None, first_list_seconds: float = 5.0) -> None:
+        configuration = client.Configuration()
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig), context=context, client_configuration=configuration,
+                persist_config=False)
+        except (OSError, config.ConfigException, ValueError, TypeError, yaml.YAMLError) as err:
+            raise KubeconfigError(f"cannot read kubeconfig {kubeconfig}: {err}") from err
+        configuration.retries = False  # the watch loops retry, with backoff; urllib3 should not
+        self._api = client.ApiClient(configuration)
+        custom = client.CustomObjectsApi(self._api)
+        self._first_list = first_list_seconds
+        self.changed = threading.Event()
+        """Set whenever any kind's cache changes (one event shared by all kinds)."""
+        self._kinds = {
+            "virtualservices": WatchedKind(
+                "VirtualService default/routing-rule", custom.list_namespaced_custom_object,
+                dict(group=ISTIO_GROUP, version="v1alpha3", namespace=ROUTING_NAMESPACE, plural="virtualservices",
+                     field_selector=f"metadata.name={ROUTING_RULE}"), self.changed),
+            "seldondeployments": WatchedKind(
+                "SeldonDeployments", custom.list_cluster_custom_object,
+                dict(group=SELDON_GROUP, version="v1", plural="seldondeployments"), self.changed),
+            "jobs": WatchedKind(
+                "Jobs in default", client.BatchV1Api(self._api).list_namespaced_job,
+                dict(namespace=ROUTING_NAMESPACE), self.changed),
+            "gateway": WatchedKind(
+                f"Service {GATEWAY_NAMESPACE}/{GATEWAY_SERVICE}", client.CoreV1Api(self._api).list_namespaced_service,
+                dict(namespace=GATEWAY_NAMESPACE, field_selector=f"metadata.name={GATEWAY_SERVICE}"), self.changed),
+        }
+        for kind in self._kinds.values():
+            kind.start()
 
     def close(self) -> None:
-        self._session.close()
+        for kind in self._kinds.values():
+            kind.stop()
+        for kind in self._kinds.values():
+            kind.join(10.0)
+        self._api.close()  # type: ignore[no-untyped-call]
 
-    def _get(self, path: str) -> Obj | None:
-        """The JSON body at `path`, or None on 404 (no such object, or the CRD is not installed)."""
-        try:
-            # verify per request: a session's verify loses to REQUESTS_CA_BUNDLE in the environment.
-            response = self._session.get(self._server + path, timeout=self._timeout, verify=self._verify)
-        except requests.RequestException as err:
-            raise ClusterUnavailable(f"GET {path}: {err}") from err
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise ClusterUnavailable(f"GET {path}: HTTP {response.status_code}: {response.text[:200]}")
-        try:
-            body = response.json()
-        except ValueError as err:
-            raise ClusterUnavailable(f"GET {path}: not JSON: {err}") from err
-        if not isinstance(body, dict):
-            raise ClusterUnavailable(f"GET {path}: not a JSON object")
-        return body
-
-    def _items(self, path: str) -> list[Obj]:
-        body = self._get(path)
-        items = body.get("items") if body else None
-        return [i for i in items or [] if isinstance(i, dict)]
+    def _items(self, kind: str) -> list[Obj]:
+        watched = self._kinds[kind]
+        if not watched.listed.wait(self._first_list):
+            raise ClusterUnavailable(f"{watched.what}: not listed yet ({watched.last_error or 'waiting'})")
+        return watched.items()
 
     def virtual_service(self) -> Obj | None:
-        return self._get(f"/apis/{ISTIO_GROUP}/v1alpha3/namespaces/{ROUTING_NAMESPACE}"
-                         f"/virtualservices/{ROUTING_RULE}")
+        return next(iter(self._items("virtualservices")), None)
 
     def seldon_deployments(self) -> list[Obj]:
-        return self._items(f"/apis/{SELDON_GROUP}/v1/seldondeployments")
+        return self._items("seldondeployments")
 
     def jobs(self) -> list[Obj]:
-        return self._items(f"/apis/batch/v1/namespaces/{ROUTING_NAMESPACE}/jobs")
+        return self._items("jobs")
+
+    def gateway_addresses(self) -> set[str]:
+        """The istio-ingressgateway Service's cluster IPs, if the Service exists; never waits."""
+        return {ip for service in self._kinds["gateway"].items() for ip in gateway_addresses(service)}
 
 
 class ManifestSource:
@@ -135,3 +167,7 @@ class ManifestSource:
 
     def jobs(self) -> list[Obj]:
         return self._of_kind("Job", "batch/", ROUTING_NAMESPACE)
+
+    def gateway_addresses(self) -> set[str]:
+        return {ip for obj in self._of_kind("Service", "v1", GATEWAY_NAMESPACE)
+                if (obj.get("metadata") or {}).get("name") == GATEWAY_SERVICE for ip in gateway_addresses(obj)}

@@ -1,150 +1,204 @@
-"""What a fortio load Job asks for, read from its spec: `fortio load [flags] URL` with `$(VAR)`s.
+"""What a fortio Job runs, read from its spec as the kubelet would: argv, env, emptyDir mounts.
 
-Reads the shape of the seed's fortio.yaml (and of `components.load.fortio_job_spec`): the container
-that runs `fortio load`, its env for `$(URL)`, and the flags `-t`, `-qps`, `-c`, `-n`, `-H`,
-`-payload`, `-content-type`, `-timeout`, `-json` (ignored: the output file). Any other flag is an
-`UnsupportedLoad`, as is `-qps` 0 or less (fortio's "as fast as possible", never run here).
+The container that runs `fortio load` (its `command` + `args`, or the fortio image's entrypoint
+with `args`) is run verbatim by `localenv.load` with the real fortio binary that `make toolchain`
+builds. Before that, as the kubelet does: the container's `env` is built in order (each value
+may use the ones before it) and every `$(VAR)` in the command and args is expanded from it
+(`$$` is a literal `$`, an undefined `$(VAR)` stays as written). Other containers of the Job (the
+seed's busybox sidecar) are not run.
+
+Because the process runs on this machine rather than in a pod, a few things are refused, each
+with its reason (`UnsupportedLoad`): a fortio subcommand other than `load`; a target that is not
+an http(s) URL; the flags that would send requests elsewhere than the target (`-resolve` to a
+non-loopback address, `-L`, `-sync`, `-M`, `-P`); an absolute path outside the container's
+emptyDir mounts, or a `..` path segment (the process must not write outside its own directory).
+Paths under an emptyDir mount (the seed's `-json /shared/fortiooutput.json`) are mapped to a
+directory of the Job's own.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-VALUE_FLAGS = ("t", "qps", "c", "n", "H", "payload", "content-type", "timeout", "json")
-DEFAULT_DURATION = 5.0
-DEFAULT_CONNECTIONS = 4
-DEFAULT_TIMEOUT = 3.0
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+DEFAULT_BACKOFF_LIMIT = 6
+"""`spec.backoffLimit` when a Job does not set it (the Job controller's default)."""
+FORTIO_IMAGE = re.compile(r"^(?:.*/)?fortio(?::[^/]*)?(?:@.*)?$")
+"""`fortio/fortio`, `fortio/fortio:1.68.2`, `docker.io/fortio/fortio@sha256:...`: entrypoint `fortio`."""
+REDIRECTING_FLAGS = {"L": "follows redirects", "sync": "fetches a URL", "M": "runs a proxy", "P": "runs a proxy"}
+_PARENT = re.compile(r"(^|/)\.\.(/|$)")
 
 
 class UnsupportedLoad(ValueError):
-    """A Job this data plane cannot turn into load (not fortio load, unknown flag, bad value)."""
+    """A Job whose fortio container cannot run here (not `fortio load`, a refused flag or path...)."""
+
+
+class FortioMissing(RuntimeError):
+    """The fortio executable is not built."""
 
 
 @dataclass(frozen=True)
-class LoadSpec:
-    """One load: `qps` requests per second in total over `connections`, like fortio's `-qps` and `-c`."""
+class FortioRun:
+    """One fortio container of a Job: what to run, with which environment and mounts."""
 
     job: str
-    url: str
-    method: str
-    headers: tuple[tuple[str, str], ...]
-    payload: bytes | None
-    qps: float
-    connections: int = DEFAULT_CONNECTIONS
-    duration_seconds: float | None = DEFAULT_DURATION
-    """None: until the Job is deleted (fortio's `-t 0`)."""
-    calls: int | None = None
-    """Stop after this many requests in total (fortio's `-n`), if set."""
-    timeout_seconds: float = DEFAULT_TIMEOUT
+    argv: tuple[str, ...]
+    """After `$(VAR)` expansion; `argv[0]` is the container's own (`fortio`), the last is the target."""
+    env: tuple[tuple[str, str], ...]
+    mounts: tuple[tuple[str, str], ...] = ()
+    """(mountPath, volume name) of the container's emptyDir volumes."""
+    backoff_limit: int = DEFAULT_BACKOFF_LIMIT
 
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+    @property
+    def target(self) -> str:
+        return self.argv[-1]
 
 
-def go_duration(text: str) -> float:
-    """Seconds in a Go duration: `6000s`, `1m30s`, `250ms`, `0`."""
-    if text == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise UnsupportedLoad(f"not a duration: {text!r}")
-    return total
+def fortio_executable() -> Path:
+    """The fortio that `make toolchain` builds: `$SELDON_ROLLOUT_FORTIO`, else the cache's `bin/fortio`."""
+    explicit = os.environ.get("SELDON_ROLLOUT_FORTIO")
+    if explicit:
+        path = Path(explicit)
+    else:
+        cache = os.environ.get("SELDON_ROLLOUT_CACHE") or str(Path.home() / ".cache" / "seldon-rollout")
+        path = Path(cache) / "bin" / "fortio"
+    if not os.access(path, os.X_OK):
+        raise FortioMissing(f"fortio is not built (no executable {path}): run `make toolchain` "
+                            f"(or `scripts/toolchain fortio`) to build it")
+    return path
 
 
-def expand(arg: str, env: Mapping[str, str]) -> str:
-    """Kubernetes' `$(VAR)` expansion: defined variables are replaced, `$$` is a literal `$`."""
-    def sub(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name = match.group(1)
-        return env[name] if name in env else match.group(0)
-    return _VAR.sub(sub, arg)
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' dependent-variable expansion of `$(VAR)` in `text`.
 
-
-def _flags(args: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """Go `flag` parsing of fortio's value flags: (flag, value) pairs in order, then positionals."""
-    pairs: list[tuple[str, str]] = []
+    `$(NAME)` is NAME's value when NAME is defined, else stays `$(NAME)`; `$$` is `$`; any other
+    `$` (a lone one, `$X`, an unclosed `$(`) is kept as written.
+    """
+    out: list[str] = []
     i = 0
-    while i < len(args) and args[i].startswith("-") and args[i] not in ("-", "--"):
-        name, eq, value = args[i].lstrip("-").partition("=")
-        if name not in VALUE_FLAGS:
-            raise UnsupportedLoad(f"unsupported fortio flag -{name}")
-        if not eq:
-            if i + 1 >= len(args):
-                raise UnsupportedLoad(f"flag -{name} needs a value")
+    while i < len(text):
+        char = text[i]
+        if char != "$" or i + 1 == len(text):
+            out.append(char)
             i += 1
-            value = args[i]
-        pairs.append((name, value))
-        i += 1
-    if i < len(args) and args[i] == "--":
-        i += 1
-    return pairs, args[i:]
+            continue
+        following = text[i + 1]
+        if following == "$":
+            out.append("$")
+            i += 2
+        elif following == "(":
+            close = text.find(")", i + 2)
+            if close < 0:
+                out.append("$(")
+                i += 2
+                continue
+            name = text[i + 2:close]
+            out.append(env.get(name, f"$({name})"))
+            i = close + 1
+        else:
+            out.append("$" + following)
+            i += 2
+    return "".join(out)
 
 
-def _number(name: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError as err:
-        raise UnsupportedLoad(f"-{name}: not a number: {value!r}") from err
+def container_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """The container's `env`, in order, each value expanded with the variables defined before it."""
+    env: dict[str, str] = {}
+    for entry in container.get("env") or []:
+        name = str(entry.get("name", ""))
+        if "valueFrom" in entry:
+            raise UnsupportedLoad(f"env {name}: valueFrom is not supported here")
+        env[name] = expand(str(entry.get("value", "")), env)
+    return env
 
 
-def fortio_container(job: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The container that runs `fortio load`, or None (the Job is not a fortio load)."""
-    containers = (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    for container in containers:
-        command = [*(container.get("command") or []), *(container.get("args") or [])]
-        if len(command) >= 2 and str(command[0]).rsplit("/", 1)[-1] == "fortio" and command[1] == "load":
-            return dict(container)
+def fortio_command(container: Mapping[str, Any]) -> list[str] | None:
+    """The container's command line if it runs fortio (its command, or the fortio image with args)."""
+    command = [str(c) for c in container.get("command") or []]
+    args = [str(a) for a in container.get("args") or []]
+    if command:
+        return [*command, *args] if command[0].rsplit("/", 1)[-1] == "fortio" else None
+    if args and FORTIO_IMAGE.match(str(container.get("image", ""))):
+        return ["fortio", *args]
     return None
 
 
-def load_spec(job: Mapping[str, Any]) -> LoadSpec | None:
-    """The load a Job describes; None if it runs no `fortio load`. Raises `UnsupportedLoad`."""
-    container = fortio_container(job)
-    if container is None:
-        return None
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_args(name: str, argv: Sequence[str], mount_paths: Sequence[str]) -> None:
+    flags = argv[2:-1]
+    for i, arg in enumerate(flags):
+        if arg.startswith("-") and len(arg) > 1:
+            flag, eq, value = arg.lstrip("-").partition("=")
+            if flag in REDIRECTING_FLAGS:
+                raise UnsupportedLoad(f"{name}: -{flag} {REDIRECTING_FLAGS[flag]}: not run here (loopback only)")
+            if flag == "resolve":
+                value = value if eq else (flags[i + 1] if i + 1 < len(flags) else "")
+                if not is_loopback(value):
+                    raise UnsupportedLoad(f"{name}: -resolve {value!r} is not a loopback address")
+            arg = value if eq else arg
+        if _PARENT.search(arg):
+            raise UnsupportedLoad(f"{name}: argument {arg!r} has a '..' path segment")
+        if arg.startswith("/") and not any(arg == m or arg.startswith(m.rstrip("/") + "/") for m in mount_paths):
+            raise UnsupportedLoad(f"{name}: path {arg!r} is outside the container's emptyDir mounts")
+
+
+def fortio_run(job: Mapping[str, Any]) -> FortioRun | None:
+    """What the Job's fortio container runs; None if no container runs fortio. Raises `UnsupportedLoad`."""
     name = str((job.get("metadata") or {}).get("name", ""))
-    env = {str(e["name"]): str(e.get("value", "")) for e in container.get("env") or [] if "name" in e}
-    args = [expand(str(a), env) for a in [*(container.get("command") or []), *(container.get("args") or [])][2:]]
-    pairs, positionals = _flags(args)
-    if len(positionals) != 1:
-        raise UnsupportedLoad(f"{name}: expected one URL after the flags, got {positionals!r}")
-    url = positionals[0]
-    if not url.startswith(("http://", "https://")):
-        raise UnsupportedLoad(f"{name}: URL must be http(s), got {url!r}")
-    values = dict(pairs)
-    headers = []
-    for flag, value in pairs:
-        if flag == "H":
-            key, colon, val = value.partition(":")
-            if not colon or not key.strip():
-                raise UnsupportedLoad(f"{name}: header must be 'Name: value', got {value!r}")
-            headers.append((key.strip(), val.strip()))
-    if "content-type" in values:
-        headers.append(("Content-Type", values["content-type"]))
-    qps = _number("qps", values.get("qps", "8"))
-    if qps <= 0:
-        raise UnsupportedLoad(f"{name}: -qps {qps:g} (unlimited) is not supported; give a positive rate")
-    connections = int(_number("c", values.get("c", str(DEFAULT_CONNECTIONS))))
-    if connections < 1:
-        raise UnsupportedLoad(f"{name}: -c must be at least 1")
-    duration = go_duration(values.get("t", f"{DEFAULT_DURATION:g}s"))
-    calls = int(_number("n", values["n"])) if "n" in values else None
-    if calls:
-        duration = 0.0  # fortio: -n wins over -t
-    payload = values["payload"].encode() if "payload" in values else None
-    return LoadSpec(job=name, url=url, method="POST" if payload is not None else "GET",
-                    headers=tuple(headers), payload=payload, qps=qps, connections=connections,
-                    duration_seconds=duration or None, calls=calls or None,
-                    timeout_seconds=go_duration(values.get("timeout", f"{DEFAULT_TIMEOUT:g}s")))
+    pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for container in pod.get("containers") or []:
+        command = fortio_command(container)
+        if command is not None:
+            break
+    else:
+        return None
+    if len(command) < 2 or command[1] != "load":
+        raise UnsupportedLoad(f"{name}: only `fortio load` runs here, not {' '.join(command[:2])!r}")
+    env = container_env(container)
+    argv = [expand(arg, env) for arg in command]
+    target = urlsplit(argv[-1]) if len(argv) > 2 else None
+    if target is None or target.scheme not in ("http", "https") or not target.hostname:
+        raise UnsupportedLoad(f"{name}: the last argument must be the target http(s) URL, got {argv[-1]!r}")
+    empty_dirs = {str(v.get("name")) for v in pod.get("volumes") or [] if "emptyDir" in v}
+    mounts = tuple((str(m["mountPath"]), str(m["name"])) for m in container.get("volumeMounts") or []
+                   if m.get("name") in empty_dirs and m.get("mountPath"))
+    _check_args(name, argv, [path for path, _ in mounts])
+    backoff = (job.get("spec") or {}).get("backoffLimit")
+    return FortioRun(job=name, argv=tuple(argv), env=tuple(env.items()), mounts=mounts,
+                     backoff_limit=DEFAULT_BACKOFF_LIMIT if backoff is None else int(backoff))
+
+
+def local_argv(run: FortioRun, executable: Path, volumes: Path, target: str) -> list[str]:
+    """The command line to run here: the built fortio, mount paths under `volumes/<volume>`, `target`."""
+    def local(arg: str) -> str:
+        flag, eq, value = arg.partition("=") if arg.startswith("-") else ("", "", arg)
+        for path, volume in run.mounts:
+            base = path.rstrip("/")
+            if value == path or value.startswith(base + "/"):
+                return f"{flag}{eq}{volumes / volume}{value[len(base):]}"
+        return arg
+    return [str(executable), *(local(a) for a in run.argv[1:-1]), target]
+
+
+def json_output(argv: Sequence[str]) -> str | None:
+    """The file fortio writes its JSON result to (`-json PATH`), if any and not stdout."""
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.lstrip("-").partition("=")
+        if arg.startswith("-") and flag == "json":
+            path = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+            return path if path and path != "-" else None
+    return None

@@ -5,7 +5,8 @@
 | POST /api/v1.0/predictions | through the gateway: routed by the VirtualService for the `Host` header |
 | POST /seldon/<ns>/<deployment>/api/v1.0/predictions | straight to that executor (no routing) |
 | POST /seldon/<ns>/<deployment>/api/v1.0/feedback | feedback to that executor |
-| GET /metrics | the executor histograms, Prometheus text format |
+| GET /discovery/targets | Prometheus HTTP service discovery of the pods' metrics endpoints |
+| GET /pods/<ns>/<pod>/<container>/prometheus | one container's metrics (executor or model server) |
 | GET /healthz | `ok` once the cluster has been read; 503 before |
 | GET /admin/status | routes, served models, predictions routed per destination, loads, faults |
 | GET, POST, DELETE /admin/faults | read, set (per namespace; null clears one), clear all |
@@ -20,10 +21,11 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from localenv.discovery import DISCOVERY_PATH, TARGET_PATH, target_groups
 from localenv.executor import Executors, Reply, failure
 from localenv.faults import BadFaults, Faults, parse_faults
 from localenv.gateway import Gateway
-from localenv.metrics import CONTENT_TYPE, ExecutorMetrics
+from localenv.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +37,10 @@ MAX_BODY = 1 << 20
 class Handlers:
     """What the HTTP layer calls; built by `app.DataPlane`."""
 
-    def __init__(self, gateway: Gateway, executors: Executors, metrics: ExecutorMetrics, faults: Faults,
+    def __init__(self, gateway: Gateway, executors: Executors, faults: Faults,
                  status: Callable[[], dict[str, Any]], synced: Callable[[], bool]) -> None:
         self.gateway = gateway
         self.executors = executors
-        self.metrics = metrics
         self.faults = faults
         self.status = status
         self.synced = synced
@@ -59,6 +60,16 @@ class Handlers:
         if path == "/admin/faults":
             return self.set_faults(body)
         return failure(404, "NOT_FOUND", f"no such path {path}")
+
+    def exposition(self, path: str) -> bytes | None:
+        """The metrics of the container `path` names, if that pod is current."""
+        match = TARGET_PATH.match(path)
+        if match:
+            namespace, name, container = match.groups()
+            for pod in self.executors.pods():
+                if pod.served.namespace == namespace and pod.name == name and container in pod.containers():
+                    return pod.containers()[container][1].exposition()
+        return None
 
     def set_faults(self, body: bytes) -> Reply:
         try:
@@ -105,8 +116,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         handlers = self.server.handlers
         path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            self._send(200, handlers.metrics.exposition(), CONTENT_TYPE)
+        exposition = handlers.exposition(path) if path.startswith("/pods/") else None
+        if exposition is not None:
+            self._send(200, exposition, CONTENT_TYPE)
+        elif path == DISCOVERY_PATH:
+            host, port = self.server.server_address[:2]
+            groups = target_groups(handlers.executors.pods(), f"{host!s}:{port}")
+            self._send(200, json.dumps(groups).encode(), "application/json")
         elif path == "/healthz":
             synced = handlers.synced()
             self._send(200 if synced else 503, b"ok\n" if synced else b"not synced with the cluster yet\n",

@@ -1,4 +1,9 @@
-"""Keeps the data plane in step with the cluster: one pass reads the source and applies everything."""
+"""Keeps the data plane in step with the cluster: one pass reads the source and applies everything.
+
+A source with a `changed` event (the API server's watches) wakes a pass as soon as anything
+changes, and once every `RESYNC_SECONDS` anyway (a read of its cache, not of the server); a source
+without (manifest files, the tests' fake) is read every `interval` seconds.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,14 @@ from typing import Any
 
 from localenv.cluster import ClusterSource, ClusterUnavailable
 from localenv.executor import Executors
-from localenv.fortio import LoadSpec, UnsupportedLoad, load_spec
+from localenv.fortio import FortioRun, UnsupportedLoad, fortio_run
 from localenv.gateway import Gateway
 from localenv.load import Loads
 from localenv.routes import BadObject, RouteTable, ServedModel, route_table, served_model
 
 log = logging.getLogger(__name__)
+
+RESYNC_SECONDS = 5.0
 
 
 def job_key(job: dict[str, Any]) -> str:
@@ -23,7 +30,7 @@ def job_key(job: dict[str, Any]) -> str:
 
 
 class Sync:
-    """`run_once` reads the source; `run` repeats it every `interval` seconds until stopped."""
+    """`run_once` reads the source; `run` repeats it on every change (or `interval`) until stopped."""
 
     def __init__(self, source: ClusterSource, gateway: Gateway, executors: Executors, loads: Loads,
                  interval: float) -> None:
@@ -32,6 +39,7 @@ class Sync:
         self._executors = executors
         self._loads = loads
         self._interval = interval
+        self._changed: threading.Event | None = getattr(source, "changed", None)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._problems: dict[str, str] = {}
@@ -75,13 +83,13 @@ class Sync:
                 self._note(topic, None)
         return served
 
-    def _load_specs(self) -> dict[str, LoadSpec]:
+    def _load_specs(self) -> dict[str, FortioRun]:
         wanted = {}
         for job in self._source.jobs():
             if (job.get("spec") or {}).get("suspend"):
                 continue
             try:
-                spec = load_spec(job)
+                spec = fortio_run(job)
             except UnsupportedLoad as err:
                 self._note(f"Job {job_key(job)}", str(err))
                 continue
@@ -89,6 +97,11 @@ class Sync:
             if spec is not None:
                 wanted[job_key(job)] = spec
         return wanted
+
+    def _gateway_addresses(self) -> set[str]:
+        """The in-cluster gateway's cluster IPs, when the source knows them (loads to them come here)."""
+        addresses = getattr(self._source, "gateway_addresses", None)
+        return set(addresses()) if addresses is not None else set()
 
     def run_once(self) -> None:
         """One pass. On a read failure nothing changes (the last known state stays in force)."""
@@ -104,18 +117,27 @@ class Sync:
             self._executors.update(served)
             if self._gateway.update(table) and table:
                 log.info("routes: %s", ", ".join(f"{d.host}={d.weight}" for d in table.destinations))
-            self._loads.reconcile(loads)
+            self._loads.reconcile(loads, self._gateway_addresses())
             self.passes += 1
             self.synced.set()
 
     def run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
+            if self._changed is not None:
+                self._changed.clear()  # before reading: a change during the pass wakes the next one
+                if self._stop.is_set():  # stop() set it just before the clear
+                    return
             try:
                 self.run_once()
             except Exception:  # the loop must outlive an object it cannot read; the traceback is logged
                 log.exception("sync pass failed; the last state stays in force")
-            self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
+            if self._changed is not None:
+                self._changed.wait(RESYNC_SECONDS)
+            else:
+                self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
 
     def stop(self) -> None:
         self._stop.set()
+        if self._changed is not None:
+            self._changed.set()

@@ -1,4 +1,7 @@
-"""`python -m rollout describe|assert|plot`: read an experiment record, from a file or stdin."""
+"""`python -m rollout describe|assert|plot`: read an experiment record, from a file or stdin.
+
+`python -m rollout run -s STACK`: run the stack's experiment to its end, one `pulumi up` per interval.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 
 from rollout.describe import describe, unmet
 from rollout.record import ExperimentRecord, RecordError, experiment_record
+from rollout.runner import add_arguments, run_command
 
 
 def _load(path: str) -> ExperimentRecord:
@@ -35,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--winner-found", action="store_true", help="a winner was found")
         if name == "plot":
             p.add_argument("-o", "--output", default="build/experiment.png", help="PNG to write")
+    run = sub.add_parser("run", help="one `pulumi up` per interval until the experiment ends")
+    add_arguments(run)
     args = parser.parse_args(argv)
+    if args.command == "run":
+        return run_command(args, sys.stdout, sys.stderr)
     try:
         record = _load(args.file)
     except RecordError as err:

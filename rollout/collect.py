@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from rollout.jqexpr import JqError, first_value
 from rollout.outcomes import Failed, NoData, Observed, Outcome, Snapshot
 from rollout.prometheus import BackendError, PrometheusClient
 from rollout.spec import ExperimentSpec, Metric, Version
-from rollout.templating import ELAPSED_TIME, TemplateError, render
+from rollout.templating import ELAPSED_TIME, TemplateError, elapsed_seconds, render
 
 MAX_WORKERS = 16
 _NON_FINITE = {"NaN", "+Inf", "-Inf", "Inf"}
-
-
-def elapsed_seconds(started_at: float, now: float) -> int:
-    """Whole seconds since the start, at least 1 (Iter8's `${elapsedTime}`)."""
-    return max(1, int(now - started_at))
 
 
 def classify(body: dict[str, Any], jq_expression: str) -> Outcome:
@@ -53,6 +49,11 @@ def _render(metric: Metric, version: Version, elapsed: int) -> str:
     return render(metric.query, {**version.variable_map(), ELAPSED_TIME: str(elapsed)})
 
 
+def _audited(outcome: Outcome, query: str, retries: int) -> Outcome:
+    """`outcome` with the query that produced it and the retries it took, for the record."""
+    return replace(outcome, query=query, retries=retries)
+
+
 def _query_one(client: PrometheusClient, metric: Metric, version: Version, elapsed: int,
                now: float) -> Outcome:
     try:
@@ -60,10 +61,10 @@ def _query_one(client: PrometheusClient, metric: Metric, version: Version, elaps
     except TemplateError as err:
         return Failed(f"template: {err}")
     try:
-        body = client.query(promql, now)
+        answer = client.query(promql, now)
     except BackendError as err:
-        return Failed(str(err))
-    return classify(body, metric.jq_expression)
+        return Failed(str(err), query=promql, retries=err.retries)
+    return _audited(classify(answer.body, metric.jq_expression), promql, answer.retries)
 
 
 def batched_query(queries: list[str]) -> str:
@@ -101,12 +102,14 @@ def _query_metric(client: PrometheusClient, metric: Metric, versions: tuple[Vers
     if len(versions) == 1:
         return [_query_one(client, metric, versions[0], elapsed, now)]
     try:
-        body = client.query(batched_query(queries), now)
+        answer = client.query(batched_query(queries), now)
     except BackendError as err:
         if err.error_type == "bad_data":
             return [_query_one(client, metric, v, elapsed, now) for v in versions]
-        return [Failed(str(err))] * len(versions)
-    return [classify(part, metric.jq_expression) for part in _split(body, len(versions))]
+        return [Failed(str(err), query=q, retries=err.retries) for q in queries]
+    parts = _split(answer.body, len(versions))
+    return [_audited(classify(part, metric.jq_expression), q, answer.retries)
+            for part, q in zip(parts, queries, strict=True)]
 
 
 def collect_snapshot(spec: ExperimentSpec, client: PrometheusClient, started_at: float,

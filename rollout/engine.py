@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rollout.audit import audit, decision_inputs, unmet
 from rollout.decision import Decision, iter8_v2
 from rollout.outcomes import Failed, NoData, Observed, Snapshot
 from rollout.spec import Algorithm, ExperimentSpec
 from rollout.state import COMPLETED, FAILED, RUNNING, ExperimentState
+from rollout.templating import elapsed_seconds
 from rollout.weights import baseline_only
 
 Algorithm_ = Callable[[ExperimentSpec, Snapshot, ExperimentState], Decision]
@@ -31,6 +33,20 @@ def start(spec: ExperimentSpec, now: float) -> ExperimentState:
     return ExperimentState(stage=RUNNING, started_at=now, last_iteration_at=now,
                            weights=baseline_only(spec),
                            messages=(f"Started; first iteration after {spec.interval_seconds}s",))
+
+
+def abandon(spec: ExperimentSpec, problem: str, now: float) -> ExperimentState:
+    """The state that replaces an unreadable stored one: Failed, 100% baseline, saying why.
+
+    Nothing of the old state can be trusted, so the experiment ends as a rollback would; replacing the
+    resource (`pulumi up --replace <urn>`) starts a new one.
+    """
+    weights = baseline_only(spec)
+    message = (f"Failed: {problem}; all traffic back to {spec.baseline.name}. "
+               "Replace the Experiment resource (pulumi up --replace) to start a new experiment")
+    entry = {"time": now, "iteration": 0, "held": True, "weights": weights, "winner": None, "reason": message}
+    return ExperimentState(stage=FAILED, started_at=now, last_iteration_at=now, weights=weights,
+                           history=(entry,), messages=(message,))
 
 
 def is_due(spec: ExperimentSpec, state: ExperimentState, now: float) -> bool:
@@ -82,9 +98,18 @@ def _assessment_map(spec: ExperimentSpec, decision: Decision) -> dict[str, dict[
     return {a.version: dict(zip(conditions, a.met, strict=True)) for a in decision.assessments}
 
 
-def _record(state: ExperimentState, spec: ExperimentSpec, now: float, **fields: Any) -> tuple[dict[str, Any], ...]:
-    values = {m: {v: e["value"] for v, e in per.items()} for m, per in fields.pop("values").items()}
-    entry = {"time": now, "values": values, **fields}
+def _record(state: ExperimentState, spec: ExperimentSpec, snapshot: Snapshot, now: float,
+            **fields: Any) -> tuple[dict[str, Any], ...]:
+    """The history with this iteration's entry: the values the decision read with their queries, and
+    the weights written.
+
+    `weights` is what this iteration's outputs send to the VirtualService (after a promotion or a
+    rollback, not the split the algorithm proposed); no algorithm evidence (it lives in `evidence`).
+    """
+    inputs = decision_inputs(spec)
+    values = {m: {v: e["value"] for v, e in per.items()} for m, per in fields.pop("values").items() if m in inputs}
+    entry = {"time": now, **fields, "values": values,
+             **audit(spec, snapshot, elapsed_seconds(state.started_at, now))}
     return ((*state.history, entry))[-spec.history_limit:]
 
 
@@ -95,26 +120,25 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
     values = _values(spec, snapshot)
     problems = data_problems(spec, snapshot)
     if problems:
-        return _hold(spec, state, now, values, problems)
+        return _hold(spec, snapshot, state, now, values, problems)
     decision = _algorithm(spec)(spec, snapshot, state)
     assessments = _assessment_map(spec, decision)
     base = dict(values=values, assessments=assessments, evidence=decision.evidence,
                 consecutive_errors=0, last_iteration_at=now)
     rolled_back = [a for a in decision.assessments[1:] if a.rollback]
     iteration = state.iteration + 1
+
+    def history(weights: dict[str, int], winner: str | None, reason: str, **extra: Any) -> tuple[dict[str, Any], ...]:
+        return _record(state, spec, snapshot, now, iteration=iteration, held=False, weights=weights,
+                       winner=winner, **extra, reason=reason, values=values, **unmet(assessments))
+
     if rolled_back:
         reason = "; ".join(f"{a.version} broke {', '.join(a.broken)}" for a in rolled_back)
         weights = baseline_only(spec)
         message = f"Rolled back to {spec.baseline.name}: {reason}"
         return state.evolve(**base, stage=FAILED, iteration=iteration, weights=weights, winner=None,
-                            history=_record(state, spec, now, iteration=iteration, held=False,
-                                            weights=weights, assessments=assessments, winner=None,
-                                            evidence=decision.evidence, values=values, reason=message),
-                            messages=(message,))
+                            history=history(weights, None, message), messages=(message,))
     winner = decision.winner.winner
-    history = _record(state, spec, now, iteration=iteration, held=False, weights=decision.weights,
-                      assessments=assessments, winner=winner, evidence=decision.evidence,
-                      values=values, reason=decision.winner.reason)
     converged = decision.final and decision.weights == state.weights
     if iteration >= spec.total_iterations or converged:
         promoted = winner or spec.baseline.name
@@ -122,12 +146,14 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
         why = f"winner {winner}" if winner else f"no winner, keeping baseline {promoted}"
         if converged and iteration < spec.total_iterations:
             why += ", decided by the sequential test"
-        return state.evolve(**base, stage=COMPLETED, iteration=iteration, weights=weights,
-                            winner=winner, promoted=promoted, history=history,
-                            messages=(f"Completed after {iteration} iterations; promoted {promoted} ({why})",))
+        message = f"Completed after {iteration} iterations; promoted {promoted} ({why})"
+        return state.evolve(**base, stage=COMPLETED, iteration=iteration, weights=weights, winner=winner,
+                            promoted=promoted, messages=(message,),
+                            history=history(weights, winner, message, promoted=promoted))
     message = f"Iteration {iteration}: " + (f"winner {winner}" if winner else f"no winner ({decision.winner.reason})")
     return state.evolve(**base, iteration=iteration, weights=decision.weights, winner=winner,
-                        history=history, messages=(message, *_infeasible(spec, decision)))
+                        history=history(decision.weights, winner, decision.winner.reason),
+                        messages=(message, *_infeasible(spec, decision)))
 
 
 def _infeasible(spec: ExperimentSpec, decision: Decision) -> list[str]:
@@ -143,7 +169,7 @@ def _infeasible(spec: ExperimentSpec, decision: Decision) -> list[str]:
     return notes
 
 
-def _hold(spec: ExperimentSpec, state: ExperimentState, now: float,
+def _hold(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, now: float,
           values: dict[str, dict[str, dict[str, Any]]], problems: list[str]) -> ExperimentState:
     errors = state.consecutive_errors + 1
     limit = spec.consecutive_error_limit
@@ -157,7 +183,7 @@ def _hold(spec: ExperimentSpec, state: ExperimentState, now: float,
         message = (f"Held weights ({errors}/{limit} before rollback): {problems[0]}"
                    + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
         stage = RUNNING
-    history = _record(state, spec, now, iteration=state.iteration, held=True, weights=weights,
-                      assessments={}, winner=None, evidence={}, values=values, reason=message)
+    history = _record(state, spec, snapshot, now, iteration=state.iteration, held=True, weights=weights,
+                      winner=None, reason=message, values=values)
     return state.evolve(stage=stage, weights=weights, consecutive_errors=errors, last_iteration_at=now,
                         values=values, history=history, messages=(message, *problems[1:5]))

@@ -8,22 +8,30 @@ makes an objective unmet, "failed" holds the weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class Observed:
     value: float
+    query: str = field(default="", compare=False)
+    """The rendered PromQL that produced the value (for the record; outcomes compare without it)."""
+    retries: int = field(default=0, compare=False)
+    """How many times its request was retried."""
 
 
 @dataclass(frozen=True)
 class NoData:
     reason: str
+    query: str = field(default="", compare=False)
+    retries: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
 class Failed:
     reason: str
+    query: str = field(default="", compare=False)
+    retries: int = field(default=0, compare=False)
 
 
 Outcome = Observed | NoData | Failed

@@ -5,9 +5,12 @@ provider object in state refers to it by name): it must import cleanly, do nothi
 and keep its name. The provider object holds no client, config or secret.
 
 - check: validates the whole spec; one failure per problem, naming the field.
-- diff: no network; changes when inputs changed, or when running and the interval has passed.
-- create: starts the experiment (100% baseline).
-- update: when due, queries Prometheus, runs the pure core, returns the whole new state.
+- diff: no network; changes when inputs changed, or when running and the interval has passed, or
+  when the stored state is unreadable (then `update` reports it). Never raises on a bad old state.
+- create: one preflight request to Prometheus (build info): unreachable, TLS or auth failure fails the
+  `up` naming prometheusUrl and the cause; otherwise starts the experiment (100% baseline).
+- update: when due, queries Prometheus, runs the pure core, returns the whole new state. An unreadable
+  stored state ends the experiment (Failed, 100% baseline) with a message naming the field.
 - delete: nothing outside Pulumi to remove.
 """
 
@@ -24,10 +27,10 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from pulumi.runtime import rpc
 
 from rollout.collect import collect_snapshot
-from rollout.engine import is_due, iterate, start
-from rollout.prometheus import Credentials, PrometheusClient, PrometheusSettings
+from rollout.engine import abandon, is_due, iterate, start
+from rollout.prometheus import BackendError, Credentials, PrometheusClient, PrometheusSettings, redact
 from rollout.spec import ExperimentSpec
-from rollout.state import ExperimentState
+from rollout.state import ExperimentState, StateError
 from rollout.validation import parse_experiment, validate
 
 RECORD_KEYS = ("name", "spec", "prometheusUrl", "stage", "startedAt", "lastIterationAt", "iteration",
@@ -65,6 +68,24 @@ def prometheus_settings(raw: Mapping[str, Any]) -> PrometheusSettings:
     )
 
 
+class PreflightError(RuntimeError):
+    """Prometheus did not answer the preflight request on create: the `up` fails before anything starts."""
+
+
+def stored_state(spec: ExperimentSpec, olds: Mapping[str, Any]) -> ExperimentState:
+    """The state in the old outputs, checked against the spec; StateError names the unreadable field."""
+    if not isinstance(olds.get("spec"), Mapping):
+        raise StateError("spec", "must be the experiment's mapping")
+    state = ExperimentState.from_outputs(olds)
+    if sorted(state.weights) != sorted(spec.version_names):
+        raise StateError("weights", f"must name the versions {', '.join(spec.version_names)}, "
+                                    f"got {', '.join(state.weights) or 'none'}")
+    for key, name in (("winner", state.winner), ("promoted", state.promoted)):
+        if name is not None and name not in spec.version_names:
+            raise StateError(key, f"must be one of the versions or null, got {name!r}")
+    return state
+
+
 def _check_prometheus(raw: Any) -> list[CheckFailure]:
     if not isinstance(raw, Mapping):
         return [CheckFailure("prometheus", "must be a mapping with url")]
@@ -92,7 +113,7 @@ def _outputs(spec_inputs: Mapping[str, Any], prometheus: Mapping[str, Any], spec
     return {
         "name": spec.name,
         "spec": _plain(spec_inputs),
-        "prometheusUrl": str(prometheus.get("url", "")),
+        "prometheusUrl": redact(str(prometheus.get("url", ""))),
         "inputsHash": inputs_hash(spec_inputs, prometheus),
         **state.to_outputs(),
     }
@@ -122,27 +143,40 @@ class ExperimentProvider(ResourceProvider):
         experiment, prometheus = news.get("experiment") or {}, news.get("prometheus") or {}
         if _has_unknowns(experiment) or _has_unknowns(prometheus):
             return DiffResult(changes=True)
-        old_spec = olds.get("spec") or {}
-        restart = [f for f in RESTART_FIELDS if _plain(old_spec.get(f)) != _plain(experiment.get(f))]
-        if restart:
-            return DiffResult(changes=True, replaces=["experiment"], delete_before_replace=False)
+        old_spec = olds.get("spec")
+        if isinstance(old_spec, Mapping) and isinstance(experiment, Mapping):
+            restart = [f for f in RESTART_FIELDS if _plain(old_spec.get(f)) != _plain(experiment.get(f))]
+            if restart:
+                return DiffResult(changes=True, replaces=["experiment"], delete_before_replace=False)
         if olds.get("inputsHash") != inputs_hash(experiment, prometheus):
             return DiffResult(changes=True)
         try:
-            spec, state = parse_experiment(experiment), ExperimentState.from_outputs(olds)
-        except ValueError:
+            spec = parse_experiment(experiment)
+            state = stored_state(spec, olds)
+        except ValueError:  # the spec or the stored state is unreadable: `update` reports it
             return DiffResult(changes=True)
         return DiffResult(changes=is_due(spec, state, time.time()))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = parse_experiment(props["experiment"])
+        settings = prometheus_settings(props["prometheus"])
+        with PrometheusClient(settings, _credentials(props.get("prometheusAuth"))) as client:
+            try:
+                version = client.preflight()
+            except BackendError as err:
+                raise PreflightError(f"prometheusUrl {settings.shown_url}: {err}; the experiment was not "
+                                     "started and no traffic was shifted") from None
         state = start(spec, time.time())
+        state = state.evolve(messages=(*state.messages, f"Prometheus {version} answered at {settings.shown_url}"))
         return CreateResult(id_=spec.name, outs=_outputs(props["experiment"], props["prometheus"], spec, state))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = parse_experiment(news["experiment"])
-        state = ExperimentState.from_outputs(olds)
         now = time.time()
+        try:
+            state = stored_state(spec, olds)
+        except StateError as err:
+            state = abandon(spec, str(err), now)
         if is_due(spec, state, now):
             with PrometheusClient(prometheus_settings(news["prometheus"]),
                                   _credentials(news.get("prometheusAuth"))) as client:

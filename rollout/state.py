@@ -6,6 +6,7 @@ Numbers come back from the engine as floats; `from_outputs` turns counters back 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -63,21 +64,81 @@ class ExperimentState:
 
     @classmethod
     def from_outputs(cls, outs: Mapping[str, Any]) -> ExperimentState:
+        """The state stored in the resource outputs; StateError names the first field that is unreadable."""
         stage = outs.get("stage")
         if stage not in STAGES:
-            raise ValueError(f"stored experiment state has unknown stage {stage!r}")
+            raise StateError("stage", f"must be one of {', '.join(STAGES)}, got {_shown(stage)}")
+        weights = _mapping(outs, "weights", required=True)
         return cls(
             stage=str(stage),
-            started_at=float(outs["startedAt"]),
-            last_iteration_at=float(outs["lastIterationAt"]),
-            weights={str(k): int(v) for k, v in dict(outs.get("weights") or {}).items()},
-            iteration=int(outs.get("iteration") or 0),
-            consecutive_errors=int(outs.get("consecutiveErrors") or 0),
-            winner=outs.get("winner"),
-            promoted=outs.get("promoted"),
-            assessments=dict(outs.get("assessments") or {}),
-            values=dict(outs.get("values") or {}),
-            evidence=dict(outs.get("evidence") or {}),
-            history=tuple(outs.get("history") or ()),
-            messages=tuple(outs.get("messages") or ()),
+            started_at=_time(outs, "startedAt"),
+            last_iteration_at=_time(outs, "lastIterationAt"),
+            weights={str(k): _count(v, f"weights.{k}", 100) for k, v in weights.items()},
+            iteration=_count(outs.get("iteration") or 0, "iteration"),
+            consecutive_errors=_count(outs.get("consecutiveErrors") or 0, "consecutiveErrors"),
+            winner=_name(outs, "winner"),
+            promoted=_name(outs, "promoted"),
+            assessments=dict(_mapping(outs, "assessments")),
+            values=dict(_mapping(outs, "values")),
+            evidence=dict(_mapping(outs, "evidence")),
+            history=tuple(_list(outs, "history", Mapping)),
+            messages=tuple(_list(outs, "messages", str)),
         )
+
+
+class StateError(ValueError):
+    """The stored experiment state (the resource's outputs) cannot be read back."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"stored experiment state: {field}: {problem}")
+        self.field = field
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _time(outs: Mapping[str, Any], key: str) -> float:
+    value = outs.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise StateError(key, f"must be a unix time, got {_shown(value)}")
+    return float(value)
+
+
+def _count(value: Any, key: str, most: int | None = None) -> int:
+    """A whole number in [0, most]; the engine gives whole numbers as floats (10.0)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or value < 0 or (most is not None and value > most)):
+        bound = f"0 to {most}" if most is not None else "0 or more"
+        raise StateError(key, f"must be a whole number, {bound}, got {_shown(value)}")
+    return int(value)
+
+
+def _name(outs: Mapping[str, Any], key: str) -> str | None:
+    value = outs.get(key)
+    if value is not None and not isinstance(value, str):
+        raise StateError(key, f"must be a version name or null, got {_shown(value)}")
+    return value
+
+
+def _mapping(outs: Mapping[str, Any], key: str, required: bool = False) -> Mapping[str, Any]:
+    value = outs.get(key)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        raise StateError(key, f"must be a mapping, got {_shown(value)}")
+    return value
+
+
+def _list(outs: Mapping[str, Any], key: str, item: type) -> list[Any]:
+    value = outs.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise StateError(key, f"must be a list, got {_shown(value)}")
+    for i, entry in enumerate(value):
+        if not isinstance(entry, item):
+            raise StateError(f"{key}[{i}]", f"must be a {'mapping' if item is Mapping else 'string'}, "
+                                            f"got {_shown(entry)}")
+    return list(value)

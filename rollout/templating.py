@@ -9,6 +9,11 @@ ELAPSED_TIME = "elapsedTime"
 """Whole seconds since the experiment started (at least 1), as Iter8 defines it."""
 
 
+def elapsed_seconds(started_at: float, now: float) -> int:
+    """Whole seconds since the start, at least 1 (Iter8's `${elapsedTime}`)."""
+    return max(1, int(now - started_at))
+
+
 class TemplateError(ValueError):
     """A query template is malformed or names a variable that has no value."""
 

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from components.settings import IMPLEMENTATIONS, StackConfig
 from components.stack_config import PROJECT, ConfigError, load_stack_config
+from rollout.prometheus import PrometheusClient
 from rollout.provider import ExperimentProvider
 from tests.test_program import EXPERIMENT_TYPE, ROOT, Recorded
 
@@ -185,7 +186,7 @@ def numbers(value: Any) -> list[float]:
 
 
 class CorpusMocks(pulumi.runtime.Mocks):
-    """The Experiment answers what the real provider's `create` answers (it needs no network)."""
+    """The Experiment answers what the real provider's `create` answers (its preflight stubbed)."""
 
     def __init__(self, recorded: Recorded) -> None:
         self.recorded = recorded
@@ -210,6 +211,7 @@ class CorpusMocks(pulumi.runtime.Mocks):
 @example(TWINS)
 def test_the_program_runs_or_reports_a_config_error(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any]) -> None:
     recorded = Recorded()
+    monkeypatch.setattr(PrometheusClient, "preflight", lambda _self: "2.x")  # `create` asks Prometheus first
     pulumi.runtime.set_mocks(CorpusMocks(recorded), project=PROJECT, stack="corpus", preview=False)
     pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v for k, v in engine_strings(config).items()}, secret_keys=[])
     monkeypatch.setattr(pulumi, "export", lambda name, value: None)

@@ -13,6 +13,8 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
+from components.metric_library import LIBRARY_METRICS
+from rollout.prometheus import PrometheusClient
 from rollout.provider import RECORD_KEYS, ExperimentProvider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +105,7 @@ def test_every_resource_of_the_seed_exists(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(rec.of("kubernetes:networking.istio.io/v1alpha3:VirtualService")) == 1
     configmap = rec.one("kubernetes:core/v1:ConfigMap", "metrics-configmap")
     assert sorted(configmap["data"]) == ["95th-percentile-tail-latency", "error-count", "error-rate",
-                                         "mean-latency", "request-count", "user-engagement"]
+                                         "feedback-reward", "mean-latency", "request-count", "user-engagement"]
     assert len(rec.of(EXPERIMENT_TYPE)) == 1
 
 
@@ -207,7 +209,8 @@ def test_experiment_gets_the_seed_spec_and_the_token_only_as_a_secret(monkeypatc
     assert auth["value"]["token"] == TOKEN
     everything_else = json.dumps({k: v for k, v in inputs.items() if k not in ("prometheusAuth", "__provider")})
     assert TOKEN not in everything_else
-    # What the real provider makes of these inputs (its `create`, which needs no network) holds no token.
+    # What the real provider makes of these inputs (its `create`, Prometheus's answer stubbed) holds no token.
+    monkeypatch.setattr(PrometheusClient, "preflight", lambda _self: "2.x")
     plain = {k: v for k, v in inputs.items() if k != "__provider"}
     plain["prometheusAuth"] = auth["value"]
     created = ExperimentProvider().create(plain)
@@ -301,7 +304,7 @@ def test_metrics_as_iter8_resources_query_the_url_the_engine_queries(monkeypatch
     rec = run_program(monkeypatch, RUNNING, {"metricsAsCrd": True,
                                              "prometheusUrl": "http://prometheus.example:9090/api/v1/query"})
     metrics = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in rec.of("kubernetes:iter8.tools/v2alpha2:Metric")}
-    assert len(metrics) == 6
+    assert len(metrics) == len(LIBRARY_METRICS)
     assert {m["urlTemplate"] for m in metrics.values()} == {"http://prometheus.example:9090/api/v1/query"}
     assert metrics["mean-latency"]["sampleSize"] == "request-count"
     assert metrics["mean-latency"]["units"] == "milliseconds"
@@ -311,6 +314,6 @@ def test_metrics_as_iter8_resources_query_the_url_the_engine_queries(monkeypatch
 def test_a_credential_stored_in_plain_text_is_refused(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
     with pytest.raises(pulumi.RunError) as err:
         run_program(monkeypatch, RUNNING, {key: TOKEN, "prometheusUsername": "reader"}, secret_keys=())
-    assert f"seldon-rollout:{key}: is stored in plain text in the stack file" in str(err.value)
+    assert f"seldon-rollout:{key}: stored in plaintext; set it with" in str(err.value)
     assert f"pulumi config set --secret {key}" in str(err.value)
     assert TOKEN not in str(err.value)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.metric_library import LIBRARY_METRICS
 from components.settings import StackConfig
 from components.stack_config import SECRET_KEYS, ConfigError, load_stack_config
 
@@ -142,7 +143,7 @@ def test_an_extra_metric_can_be_a_reward() -> None:
                                   "experiment": json.dumps({"rewards": [{"metric": "iter8-seldon/clicks"}]})})
     spec = settings.experiment_spec()
     assert spec.rewards[0].metric == "clicks" and spec.metric("clicks").type == "Counter"
-    assert len(spec.metrics) == 7
+    assert len(spec.metrics) == len(LIBRARY_METRICS) + 1
 
 
 def test_prod_is_stricter_than_the_seed_and_sends_no_load() -> None:

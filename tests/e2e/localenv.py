@@ -75,7 +75,8 @@ class DataPlane:
 
 
 def new_prometheus(workdir: Path, plane: DataPlane) -> LivePrometheus:
-    return LivePrometheus(workdir, plane.address, ready_query='min(count_over_time(up{job="seldon"}[1m])) >= 3')
+    """Ready once it answers: its targets (the data plane's pods) appear with the SeldonDeployments."""
+    return LivePrometheus(workdir, plane.address, ready_query="vector(1)")
 
 
 def seed_config(cluster: LocalCluster, plane: DataPlane, prometheus: LivePrometheus,
@@ -118,7 +119,8 @@ class Rollout:
         return stack_outputs(self.cli.run("stack", "output", "--json", cwd=self.project, stack=self.stack).stdout)
 
     def record(self) -> dict[str, Any]:
-        return self.outputs()["experiment"]
+        record: dict[str, Any] = self.outputs()["experiment"]
+        return record
 
     def wait_for_next_iteration(self) -> None:
         """Sleep until the schedule makes the next iteration due (lastIterationAt + interval)."""

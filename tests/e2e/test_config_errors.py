@@ -47,7 +47,7 @@ def test_a_token_in_plain_text_is_refused_and_an_encrypted_one_is_taken(tmp_path
     pulumi_cli.run("config", "set", "--plaintext", "prometheusToken", TOKEN, cwd=project, stack=STACK)
     refused = pulumi_cli.run("preview", cwd=project, stack=STACK, check=False)
     assert refused.returncode != 0
-    assert "seldon-rollout:prometheusToken: is stored in plain text in the stack file" in refused.stdout + refused.stderr
+    assert "seldon-rollout:prometheusToken: stored in plaintext; set it with" in refused.stdout + refused.stderr
     assert TOKEN not in refused.stdout + refused.stderr and "Traceback" not in refused.stdout + refused.stderr
     pulumi_cli.run("config", "set", "--secret", "prometheusToken", TOKEN, cwd=project, stack=STACK)
     assert TOKEN not in (project / f"Pulumi.{STACK}.yaml").read_text()

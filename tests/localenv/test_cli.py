@@ -18,6 +18,8 @@ from tests.localenv.helpers import predict
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
+STOP_SECONDS = 10.0
+"""How soon SIGTERM must end the process (it stops its threads and exits; well under a second idle)."""
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -49,8 +51,9 @@ def test_cli_serves_the_manifests_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert response.headers["version"] == "iris-v2"
         proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        assert proc.wait(timeout=30) == 0
-        assert time.monotonic() - started < 30
+        assert proc.wait(timeout=START_TIMEOUT) == 0
+        stopped_after = time.monotonic() - started
+        assert stopped_after < STOP_SECONDS, f"SIGTERM took {stopped_after:.1f}s to stop the data plane"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -32,7 +32,7 @@ def test_prediction_through_the_gateway_answers_like_seldon(plane: DataPlane, ht
     assert body["data"]["names"] == ["t:0", "t:1", "t:2"]
     [probabilities] = body["data"]["ndarray"]
     assert probabilities.index(max(probabilities)) == 1
-    assert body["meta"]["requestPath"] == {"classifier": "seldonio/sklearnserver"}
+    assert body["meta"]["requestPath"] == {"classifier": "seldonio/sklearnserver:1.13.1"}
 
 
 @pytest.mark.parametrize(("baseline", "candidate"), [(90, 10), (70, 30), (50, 50), (0, 100)])
@@ -63,11 +63,11 @@ def test_promotion_switches_the_baselines_model(cluster: FakeCluster, plane: Dat
     plane.sync.run_once()
     after = predict(http, plane.url)
     assert after.headers["version"] == "iris-v2"
-    assert before["meta"]["requestPath"] == {"classifier": "seldonio/sklearnserver"}
-    assert after.json()["meta"]["requestPath"] == {"classifier": "seldonio/xgboostserver"}
+    assert before["meta"]["requestPath"] == {"classifier": "seldonio/sklearnserver:1.13.1"}
+    assert after.json()["meta"]["requestPath"] == {"classifier": "seldonio/xgboostserver:1.13.1"}
     assert after.json()["data"]["ndarray"][0][1] > before["data"]["ndarray"][0][1]
     found = samples(http, plane.url)
-    assert count(found, CLIENT, "ns-baseline") == 2
+    assert count(found, CLIENT, "ns-baseline") == 1, "a new pod, with fresh counters, serves the promoted model"
     assert count(found, CLIENT, "ns-candidate") == 0
 
 
@@ -86,6 +86,7 @@ def test_predictions_and_feedback_are_recorded_with_seldons_labels(cluster: Fake
     assert count(found, CLIENT, "ns-candidate") == 3
     assert count(found, SERVER, "ns-candidate", service="feedback") == 3
     assert count(found, SERVER, "ns-baseline", service="feedback") == 1
+    assert count(found, CLIENT, "ns-candidate", service="/send-feedback") == 3
     assert count(found, CLIENT, "ns-candidate", service="feedback") == 0
     le_inf = {("le", "+Inf")}
     buckets = [v for (name, labels), v in found.items() if name == f"{SERVER}_bucket" and le_inf <= labels]
@@ -170,7 +171,7 @@ def test_direct_prediction_to_a_namespace_bypasses_the_weights(plane: DataPlane,
                          json={"data": {"ndarray": [[6.8, 2.8, 4.8, 1.4]]}}, timeout=10)
     assert response.status_code == 200
     assert "version" not in response.headers
-    assert response.json()["meta"]["requestPath"] == {"classifier": "seldonio/xgboostserver"}
+    assert response.json()["meta"]["requestPath"] == {"classifier": "seldonio/xgboostserver:1.13.1"}
 
 
 def test_an_unsupported_implementation_is_not_served(cluster: FakeCluster, plane: DataPlane,
@@ -227,3 +228,29 @@ def test_healthz_and_synced_wait_for_the_first_successful_read(models: dict[str,
         assert plane.sync.synced.wait(5)
         assert http.get(f"{plane.url}/healthz", timeout=10).status_code == 200
         assert predict(http, plane.url).headers["version"] == "iris-v1"
+
+
+def test_feedback_rewards_are_counted_as_seldons_model_server_counts_them(plane: DataPlane,
+                                                                          http: requests.Session) -> None:
+    for reward in (0.7, 0, 1, -0.5):
+        response = feedback(http, plane.url, "ns-candidate", reward=reward)
+        assert response.status_code == 200
+        assert response.json() == {"data": {"tensor": {"shape": [0]}},
+                                   "meta": {"requestPath": {"classifier": "seldonio/xgboostserver:1.13.1"}}}
+    found = samples(http, plane.url)
+    totals = {name: v for (name, labels), v in found.items() if ("kubernetes_namespace", "ns-candidate") in labels
+              and name.startswith("seldon_api_model_feedback")}
+    # A zero reward counts nothing; rewards are float32, as the wrapper's protobuf holds them.
+    assert totals == {"seldon_api_model_feedback_total": 3.0,
+                      "seldon_api_model_feedback_reward_total": pytest.approx(0.699999988079071 + 1 - 0.5, abs=1e-12)}
+    assert count(found, SERVER, "ns-candidate", service="feedback") == 4
+    assert count(found, CLIENT, "ns-candidate", service="/send-feedback") == 4
+
+
+def test_model_errors_carry_the_model_servers_payload(plane: DataPlane, http: requests.Session) -> None:
+    bad = http.post(f"{plane.url}/seldon/ns-baseline/iris/api/v1.0/predictions", data="not json", timeout=10)
+    assert bad.status_code == 400
+    assert bad.json()["status"]["code"] == -1 and bad.json()["status"]["status"] == 1
+    found = samples(http, plane.url)
+    assert count(found, CLIENT, "ns-baseline", code="400") == 1, "the executor passed the body on to the model"
+    assert count(found, SERVER, "ns-baseline", code="400") == 1

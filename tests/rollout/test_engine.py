@@ -32,10 +32,13 @@ def candidate_weights(trajectory: list[dict[str, int]]) -> list[int]:
     return [w[V2] for w in trajectory]
 
 
-def test_seed_candidate_better_from_the_start_goes_10_to_95_then_is_promoted() -> None:
+def test_seed_candidate_better_from_the_start_goes_10_to_90_then_is_promoted() -> None:
     spec = seed_spec()
     trajectory, state = run(spec, lambda i, s: snapshot(**{V1: healthy(7), V2: healthy(10)}), 10)
-    assert candidate_weights(trajectory) == [10, 20, 30, 40, 50, 60, 70, 80, 90, 95]
+    # The 10th iteration's split (95%) is never written: the experiment completes in the same iteration
+    # and the outputs promote iris-v2. The history records what the VirtualService received.
+    assert candidate_weights(trajectory) == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert (state.history[-1]["weights"], state.history[-1]["promoted"]) == (state.weights, V2)
     assert state.stage == COMPLETED
     assert state.iteration == 10
     assert (state.winner, state.promoted) == (V2, V2)
@@ -48,7 +51,7 @@ def test_candidate_without_data_at_first_gets_the_exploration_share_then_climbs(
         return snapshot(**{V1: healthy(7), V2: no_traffic() if i == 0 else healthy(10)})
 
     trajectory, state = run(seed_spec(), data, 10)
-    assert candidate_weights(trajectory) == [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]
+    assert candidate_weights(trajectory) == [5, 15, 25, 35, 45, 55, 65, 75, 85, 100]
     assert state.promoted == V2
 
 
@@ -114,7 +117,7 @@ def test_baseline_without_data_holds() -> None:
 def test_consecutive_error_limit_fails_and_rolls_back_to_the_baseline() -> None:
     spec = seed_spec(consecutiveErrorLimit=3)
     _, state = run(spec, lambda i, s: snapshot(**{V1: healthy(7), V2: healthy(10)}), 4)
-    down = {key: Failed("cannot reach prometheus") for key in snapshot(**{V1: healthy(7), V2: healthy(10)})}
+    down: Snapshot = {key: Failed("cannot reach prometheus") for key in snapshot(**{V1: healthy(7), V2: healthy(10)})}
     stages = []
     for k in range(3):
         state = iterate(spec, down, state, 2000.0 + 10 * k)
@@ -138,7 +141,8 @@ def test_tie_on_reward_gives_no_winner_and_splits_exploitation() -> None:
     assert state.winner is None
     assert state.promoted == V1
     assert state.history[0]["weights"] == {V1: 90, V2: 10}
-    assert state.history[-1]["weights"] == {V1: 50, V2: 50}
+    assert state.history[-2]["weights"] == {V1: 50, V2: 50}
+    assert state.history[-1]["weights"] == {V1: 100, V2: 0}  # no winner: the baseline is kept
 
 
 def test_lower_is_better_reward() -> None:
@@ -165,7 +169,8 @@ def test_abn_with_three_versions_picks_the_best_feasible_candidate() -> None:
     first = trajectory[0]
     assert first == {V1: 87, V2: 10, "iris-v3": 3}  # mix 3.33/93.33/3.33: v2 capped at +10
     assert all(sum(w.values()) == 100 for w in trajectory)
-    assert trajectory[-1]["iris-v3"] == 3
+    assert trajectory[-2]["iris-v3"] == 3
+    assert trajectory[-1] == {V1: 0, V2: 100, "iris-v3": 0}
     assert state.promoted == V2
 
 
@@ -182,7 +187,7 @@ def test_canary_promotes_a_feasible_candidate_and_keeps_the_baseline_otherwise()
 def test_fixed_split_never_moves_weights() -> None:
     trajectory, state = run(seed_spec(deploymentPattern="FixedSplit"),
                             lambda i, s: snapshot(**{V1: healthy(7), V2: healthy(10)}), 10)
-    assert candidate_weights(trajectory) == [0] * 10
+    assert candidate_weights(trajectory) == [0] * 9 + [100]  # unmoved until the promotion
     assert state.promoted == V2
 
 

@@ -15,11 +15,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from urllib3.util import Timeout
 
 from rollout.collect import classify, collect_snapshot
 from rollout.outcomes import Failed, NoData, Observed, Outcome
@@ -50,6 +52,24 @@ CASES: dict[str, tuple[int, str]] = {
     "two_series": (200, json.dumps(vector("1", "2"))),
     "not_a_number": (200, json.dumps(vector("forty-two"))),
 }
+
+
+VALUE_BY_NAMESPACE = {"ns-baseline": "7.25", "ns-candidate": "10.5", "ns-third": "3"}
+"""What `case_per_version{ns="..."}` answers for each namespace: every version its own value."""
+BATCH_PART = re.compile(r'label_replace\(\((.*?)\), "rollout_version", "(\d+)", "", ""\)')
+
+
+def per_version_answer(query: str) -> str:
+    """Each version's series with its namespace's value, last version first (order carries nothing)."""
+    parts = BATCH_PART.findall(query) or [(query, None)]
+    result = []
+    for part, index in reversed(parts):
+        namespace = re.search(r'ns="([^"]+)"', part)
+        labels = {"ns": namespace.group(1) if namespace else ""}
+        if index is not None:
+            labels["rollout_version"] = index
+        result.append({"metric": labels, "value": [NOW, VALUE_BY_NAMESPACE[labels["ns"]]]})
+    return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
 
 
 @dataclass
@@ -86,7 +106,9 @@ def handler_for(stub: Stub) -> type[BaseHTTPRequestHandler]:
             if case == "concurrent":
                 self.overlap()
             status, body = CASES.get(case, CASES["ok"])
-            batched = re.findall(r'"rollout_version", "(\d+)"', query)
+            if case == "per_version":
+                status, body = 200, per_version_answer(query)
+            batched = [] if case == "per_version" else re.findall(r'"rollout_version", "(\d+)"', query)
             if batched and status == 200 and body.startswith("{"):  # one copy of the series per version
                 answer = json.loads(body)
                 if isinstance(answer.get("data"), dict):
@@ -276,12 +298,16 @@ class FakeSession:
         return FakeResponse()
 
 
-@pytest.mark.parametrize(("settings", "verify"), [
-    (PrometheusSettings(url="https://prom.example:9090"), True),
-    (PrometheusSettings(url="https://prom.example:9090", verify_tls=False), False),
-    (PrometheusSettings(url="https://prom.example:9090", ca_bundle="ca.pem"), "ca.pem"),
+@pytest.mark.parametrize(("verify_tls", "ca_bundle", "verify"), [
+    (True, None, True),
+    (False, None, False),
+    (True, "ca.pem", "ca.pem"),
 ], ids=["default-verifies", "explicit-off", "ca-bundle"])
-def test_tls_verification(settings: PrometheusSettings, verify: bool | str) -> None:
+def test_tls_verification(tmp_path: Path, verify_tls: bool, ca_bundle: str | None, verify: bool | str) -> None:
+    if ca_bundle:
+        (tmp_path / ca_bundle).write_text("-----BEGIN CERTIFICATE-----\n")
+        ca_bundle = verify = str(tmp_path / ca_bundle)
+    settings = PrometheusSettings(url="https://prom.example:9090", verify_tls=verify_tls, ca_bundle=ca_bundle)
     fake = FakeSession()
     PrometheusClient(settings, session=fake).query("up", NOW)  # type: ignore[arg-type]
     (call,) = fake.calls
@@ -289,7 +315,10 @@ def test_tls_verification(settings: PrometheusSettings, verify: bool | str) -> N
     assert type(call["verify"]) is type(verify)
     assert call["url"] == "https://prom.example:9090/api/v1/query"
     assert call["params"] == {"query": "up", "time": "1700000000.000"}
-    assert call["timeout"] == settings.timeout_seconds
+    # The whole budget, retries included: a urllib3 Timeout that gives each attempt what is left.
+    assert isinstance(call["timeout"], Timeout)
+    assert isinstance(call["timeout"].total, float)
+    assert 0 < call["timeout"].total <= settings.timeout_seconds
 
 
 def test_one_iteration_queries_concurrently(stub: Stub, session: requests.Session) -> None:
@@ -310,18 +339,20 @@ def test_one_iteration_queries_concurrently(stub: Stub, session: requests.Sessio
 
 
 def test_versions_of_one_metric_share_one_request_and_keep_their_own_values(stub: Stub, session: requests.Session) -> None:
-    spec = parse_experiment({
-        "name": "batch", "testingPattern": "Canary", "metrics": [{"name": "m", "query": 'case_ok{ns="$ns"}'}],
-        "versions": [{"name": n, "variables": {"ns": f"ns-{n}"}} for n in ("baseline", "candidate")],
-    })
-    before = len(stub.seen("ok"))
+    spec = ExperimentSpec.model_construct(name="batch", metrics=(Metric(name="m", query='case_per_version{ns="$ns"}'),),
+                                          versions=tuple(Version(name=n, variables={"ns": f"ns-{n}"})
+                                                         for n in ("baseline", "candidate", "third")))
+    before = len(stub.seen("per_version"))
     client = PrometheusClient(PrometheusSettings(url=stub.url), session=session)
     snap = collect_snapshot(spec, client, started_at=NOW - 60, now=NOW)
-    (request,) = stub.seen("ok")[before:]
+    (request,) = stub.seen("per_version")[before:]
     assert request["params"]["query"] == [
-        'label_replace((case_ok{ns="ns-baseline"}), "rollout_version", "0", "", "")'
-        ' or label_replace((case_ok{ns="ns-candidate"}), "rollout_version", "1", "", "")']
-    assert snap == {("m", "baseline"): Observed(42.5), ("m", "candidate"): Observed(42.5)}
+        'label_replace((case_per_version{ns="ns-baseline"}), "rollout_version", "0", "", "")'
+        ' or label_replace((case_per_version{ns="ns-candidate"}), "rollout_version", "1", "", "")'
+        ' or label_replace((case_per_version{ns="ns-third"}), "rollout_version", "2", "", "")']
+    # The stub answers the versions in reverse order, each with its own value: each lands on its version.
+    assert snap == {("m", "baseline"): Observed(7.25), ("m", "candidate"): Observed(10.5),
+                    ("m", "third"): Observed(3.0)}
 
 
 def test_a_query_that_cannot_be_batched_is_asked_per_version(stub: Stub, session: requests.Session) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -12,9 +13,17 @@ from pulumi.runtime import proto
 
 from tests.fixtures.live import LivePrometheus
 from tests.fixtures.provider_host import ProviderHost
+from tests.fixtures.scripted import Reply, ScriptedServer, self_signed_certificate
 from tests.rollout.factories import seed_experiment
 
 DIFF_NONE, DIFF_SOME = proto.DiffResponse.DIFF_NONE, proto.DiffResponse.DIFF_SOME
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[ScriptedServer]:
+    """A server that answers the preflight (build info) and any query, for tests about the provider itself."""
+    with ScriptedServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +35,9 @@ def host() -> Iterator[ProviderHost]:
         h.close()
 
 
-def inputs(url: str = "http://127.0.0.1:9", **overrides: Any) -> dict[str, Any]:
-    return {"experiment": seed_experiment(**overrides), "prometheus": {"url": url, "timeoutSeconds": 5}}
+def inputs(url: str = "http://127.0.0.1:9", ca_bundle: str = "", **overrides: Any) -> dict[str, Any]:
+    prometheus = {"url": url, "timeoutSeconds": 5, **({"caBundle": ca_bundle} if ca_bundle else {})}
+    return {"experiment": seed_experiment(**overrides), "prometheus": prometheus}
 
 
 def test_check_reports_every_problem_by_field(host: ProviderHost) -> None:
@@ -52,31 +62,33 @@ def test_check_accepts_the_seed(host: ProviderHost) -> None:
     assert checked["experiment"]["name"] == "quickstart-exp"
 
 
-def test_create_starts_at_100_percent_baseline_and_diff_waits_for_the_interval(host: ProviderHost) -> None:
+def test_create_starts_at_100_percent_baseline_and_diff_waits_for_the_interval(host: ProviderHost,
+                                                                              stub: ScriptedServer) -> None:
     before = time.time()
-    id_, outs = host.create(inputs())
+    id_, outs = host.create(inputs(stub.url))
     assert id_ == "quickstart-exp"
     assert (outs["stage"], int(outs["iteration"])) == ("Running", 0)
     assert {k: int(v) for k, v in outs["weights"].items()} == {"iris-v1": 100, "iris-v2": 0}
     assert before <= outs["startedAt"] <= time.time()
     assert outs.get("winner") is None  # None values are not sent over the wire
+    assert outs["messages"][-1] == f"Prometheus 2.99.0 answered at {stub.url}"  # the preflight
     # Inside the interval: nothing to do, so `pulumi up` reports no change.
-    assert host.diff(id_, outs, inputs()).changes == DIFF_NONE
+    assert host.diff(id_, outs, inputs(stub.url)).changes == DIFF_NONE
     # Once the interval has passed (the state says the last iteration was 10 s ago): an update.
     aged = {**outs, "lastIterationAt": time.time() - 10}
-    assert host.diff(id_, aged, inputs()).changes == DIFF_SOME
+    assert host.diff(id_, aged, inputs(stub.url)).changes == DIFF_SOME
     # Changed inputs are a change at once; a changed set of versions restarts the experiment.
-    assert host.diff(id_, outs, inputs(iterationsPerLoop=12)).changes == DIFF_SOME
-    renamed = inputs()
+    assert host.diff(id_, outs, inputs(stub.url, iterationsPerLoop=12)).changes == DIFF_SOME
+    renamed = inputs(stub.url)
     renamed["experiment"]["versions"][1]["name"] = "iris-v3"
     reply = host.diff(id_, outs, renamed)
     assert (reply.changes, list(reply.replaces)) == (DIFF_SOME, ["experiment"])
 
 
-def test_finished_experiment_never_changes_again(host: ProviderHost) -> None:
-    _, outs = host.create(inputs())
+def test_finished_experiment_never_changes_again(host: ProviderHost, stub: ScriptedServer) -> None:
+    _, outs = host.create(inputs(stub.url))
     done = {**outs, "stage": "Completed", "lastIterationAt": time.time() - 3600}
-    assert host.diff("quickstart-exp", done, inputs()).changes == DIFF_NONE
+    assert host.diff("quickstart-exp", done, inputs(stub.url)).changes == DIFF_NONE
 
 
 def test_update_over_a_real_prometheus_runs_one_iteration(host: ProviderHost, live_prometheus: LivePrometheus) -> None:
@@ -109,9 +121,9 @@ def test_update_inside_the_interval_changes_nothing_but_the_inputs(host: Provide
     assert updated["history"] == []
 
 
-def test_update_with_prometheus_unreachable_holds_and_says_why(host: ProviderHost) -> None:
-    news = inputs("http://127.0.0.1:9")  # discard port: connection refused
-    id_, outs = host.create(news)
+def test_update_with_prometheus_unreachable_holds_and_says_why(host: ProviderHost, stub: ScriptedServer) -> None:
+    id_, outs = host.create(inputs(stub.url))
+    news = inputs("http://127.0.0.1:9")  # discard port: connection refused (Prometheus went away)
     aged = {**outs, "lastIterationAt": time.time() - 10}
     updated = host.update(id_, aged, news)
     assert {k: int(v) for k, v in updated["weights"].items()} == {"iris-v1": 100, "iris-v2": 0}
@@ -132,4 +144,57 @@ def test_secret_credentials_never_reach_the_outputs(host: ProviderHost, live_pro
 
 def test_a_provider_bug_is_reported_as_an_error_not_a_hang(host: ProviderHost) -> None:
     with pytest.raises(grpc.RpcError):
-        host.update("quickstart-exp", {"stage": "Exploded"}, inputs())
+        host.update("quickstart-exp", {"stage": "Running"}, {"prometheus": {}})  # no experiment: check never let it by
+
+
+# Preflight: create asks Prometheus once before anything starts.
+
+def preflight_failure(host: ProviderHost, news: dict[str, Any]) -> str:
+    with pytest.raises(grpc.RpcError) as caught:
+        host.create(news)
+    details = caught.value.details()
+    assert isinstance(details, str)
+    return details
+
+
+def test_create_fails_naming_prometheus_url_and_the_cause(host: ProviderHost, tmp_path: Path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    with ScriptedServer(Reply(401, "no"), Reply(403, "no")) as refusing, ScriptedServer(tls=(cert, key)) as tls:
+        causes = {
+            "unreachable": preflight_failure(host, inputs("http://127.0.0.1:9")),
+            "401": preflight_failure(host, {**inputs(refusing.url), "prometheusAuth": {"token": "tok-123"}}),
+            "403": preflight_failure(host, inputs(refusing.url)),
+            "tls": preflight_failure(host, inputs(tls.url)),
+            "ca": preflight_failure(host, inputs(tls.url, ca_bundle=str(tmp_path / "absent.pem"))),
+        }
+    last_lines = {k: v.strip().splitlines()[-1] for k, v in causes.items()}
+    assert all(line.startswith("rollout.provider.PreflightError: prometheusUrl ") for line in last_lines.values())
+    assert all(line.endswith("the experiment was not started and no traffic was shifted")
+               for line in last_lines.values())
+    assert "http://127.0.0.1:9: cannot reach" in last_lines["unreachable"]
+    assert "HTTP 401 Unauthorized: Prometheus refused the credentials" in last_lines["401"]
+    assert "HTTP 403 Forbidden" in last_lines["403"]
+    assert "TLS failure" in last_lines["tls"] and "certificate verify failed" in last_lines["tls"]
+    assert "prometheusCaBundle" in last_lines["ca"]
+    assert "tok-123" not in "".join(causes.values())
+
+
+def test_an_unreadable_ca_bundle_holds_the_iteration_and_names_the_key(host: ProviderHost, stub: ScriptedServer,
+                                                                       tmp_path: Path) -> None:
+    id_, outs = host.create(inputs(stub.url))
+    news = inputs("https://127.0.0.1:9", ca_bundle=str(tmp_path / "gone.pem"))  # the bundle was removed
+    aged = {**outs, "lastIterationAt": time.time() - 10}
+    updated = host.update(id_, aged, news)
+    assert (int(updated["iteration"]), int(updated["consecutiveErrors"])) == (0, 1)
+    assert {k: int(v) for k, v in updated["weights"].items()} == {"iris-v1": 100, "iris-v2": 0}
+    assert "Held weights (1/4 before rollback)" in updated["messages"][0]
+    assert "prometheusCaBundle" in updated["messages"][0]
+
+
+def test_url_credentials_never_reach_the_outputs(host: ProviderHost, stub: ScriptedServer) -> None:
+    news = inputs(stub.url.replace("http://", "http://ops:pa55-w0rd@"))
+    id_, outs = host.create(news)
+    updated = host.update(id_, {**outs, "lastIterationAt": time.time() - 10}, inputs("http://ops:pa55-w0rd@127.0.0.1:9"))
+    assert outs["prometheusUrl"] == stub.url
+    assert "pa55-w0rd" not in repr(outs) + repr(updated)
+    assert "cannot reach http://127.0.0.1:9" in updated["messages"][0]

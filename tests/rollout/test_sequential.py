@@ -294,7 +294,7 @@ def _revenue_run(spec: ExperimentSpec, seed: int, draw: Any, looks: int) -> list
             new = rng.choice([5, 20, 50])
             sums[v][0] += sum(draw(rng, v) for _ in range(new))
             sums[v][1] += new
-        outcomes = {v.replace("-", "_"): {"revenue": Observed(s / n), "request-count": Observed(float(n)),
+        outcomes: dict[str, dict[str, Outcome]] = {v.replace("-", "_"): {"revenue": Observed(s / n), "request-count": Observed(float(n)),
                                           "user-engagement": Observed(0.0)} for v, (s, n) in sums.items()}
         decisions.append(sequential_decision(spec, snap(**outcomes), state))
         state = state_after(decisions[-1], state)

@@ -36,10 +36,12 @@ PULUMI_VERSION = "v3.274.1"
 """The release `scripts/toolchain` builds the CLI and the language host from."""
 KUBERNETES_PROVIDER_VERSION = "4.25.0"
 KUBERNETES_VERSION = "v1.37.2"
+FORTIO_VERSION = "1.68.2"
 
 ENGINE = ("pulumi", "pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python")
 PROVIDER = ("pulumi-resource-kubernetes",)
 SERVER = ("etcd", "kube-apiserver", "kube-controller-manager")
+FORTIO = ("fortio",)
 TEST_PASSPHRASE = "seldon-rollout-tests"
 COMMAND_TIMEOUT = 600
 
@@ -161,7 +163,7 @@ def make_pulumi_cli(backend_dir: Path, home_dir: Path) -> PulumiCli:
 
 @pytest.fixture(scope="session")
 def toolchain_bin() -> Path:
-    return require_executables(ENGINE + PROVIDER + SERVER)
+    return require_executables(ENGINE + PROVIDER + SERVER + FORTIO)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ from pulumi.runtime.proto import language_pb2_grpc
 from tests.toolchain.plugin import (
     BIN,
     CACHE,
+    FORTIO,
+    FORTIO_VERSION,
     KUBERNETES_PROVIDER_VERSION,
     KUBERNETES_VERSION,
     PULUMI_VERSION,
@@ -22,6 +24,7 @@ from tests.toolchain.plugin import (
     SCRIPTS,
     LocalCluster,
     PulumiCli,
+    require_executables,
     run,
     start_cluster,
     stop_cluster,
@@ -39,8 +42,13 @@ def test_warm_toolchain_is_quick(toolchain_bin: Path) -> None:
     start = time.monotonic()
     proc = run([SCRIPTS / "toolchain"], env={**os.environ, "SELDON_ROLLOUT_CACHE": str(CACHE)})
     elapsed = time.monotonic() - start
-    assert proc.stdout.count("up to date") == 6, proc.stdout
+    assert proc.stdout.count("up to date") == 7, proc.stdout
     assert elapsed < 10, f"a warm `scripts/toolchain` took {elapsed:.1f}s"
+
+
+def test_fortio_version() -> None:
+    require_executables(FORTIO)
+    assert run([BIN / "fortio", "version"]).stdout.strip() == FORTIO_VERSION
 
 
 def test_language_host_answers_over_grpc(pulumi_cli: PulumiCli) -> None:

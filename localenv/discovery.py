@@ -1,0 +1,115 @@
+"""The pods Seldon would run, and the Prometheus service discovery of their metrics endpoints.
+
+In a cluster each SeldonDeployment's predictor runs in a pod with two metrics ports: the executor's
+(`seldon-container-engine`, 8000) and the model server's (`classifier`, 6000), both on path
+`/prometheus`; the seed's Prometheus finds them with Kubernetes service discovery and relabels the
+`__meta_kubernetes_*` labels into `seldon_deployment_id`, `kubernetes_namespace`, ...
+
+Here one `Pod` stands for each SeldonDeployment, and the data plane serves the same facts at
+`GET /discovery/targets` in Prometheus's HTTP service-discovery format: one target per container,
+all at the data plane's address, each with its own path (`/pods/<namespace>/<pod>/<container>/prometheus`)
+and the `__meta_kubernetes_*` labels Kubernetes discovery would give. `localenv/prometheus.py` writes
+the seed's relabelling over them. Names and labels follow docs/seldon-metrics.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from localenv.metrics import ExecutorMetrics, ModelServerMetrics
+from localenv.routes import ServedModel
+
+EXECUTOR_CONTAINER = "seldon-container-engine"
+EXECUTOR_PORT = 8000
+MODEL_METRICS_PORT = 6000
+IMAGE_TAG = "1.13.1"
+"""The tag the operator gives a prepackaged server's image (its `defaultImageVersion`)."""
+DISCOVERY_PATH = "/discovery/targets"
+TARGET_PATH = re.compile(r"^/pods/([^/]+)/([^/]+)/([^/]+)/prometheus$")
+
+
+def _digest(*parts: str, length: int) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True, eq=False)
+class Pod:
+    """One SeldonDeployment's pod: what it serves and its two containers' metrics.
+
+    A changed spec (promotion) makes a new pod, with a new name and fresh counters, as the rolling
+    update of the Deployment does in a cluster.
+    """
+
+    served: ServedModel
+    image: str
+    """The model container's image, `seldonio/sklearnserver:1.13.1`."""
+    executor: ExecutorMetrics
+    model_server: ModelServerMetrics
+
+    @classmethod
+    def start(cls, served: ServedModel, image_name: str) -> Pod:
+        image = f"{image_name}:{IMAGE_TAG}"
+        return cls(served, image, ExecutorMetrics(served.deployment, served.predictor),
+                   ModelServerMetrics(served.deployment, served.predictor, served.predictor, served.node, image,
+                                      str(os.getpid())))
+
+    @property
+    def deployment_name(self) -> str:
+        """The Kubernetes Deployment: `<sdep>-<predictor>-0-<container>`."""
+        s = self.served
+        return f"{s.deployment}-{s.predictor}-0-{s.node}"
+
+    @property
+    def template_hash(self) -> str:
+        s = self.served
+        return _digest(s.namespace, s.deployment, s.predictor, s.node, s.implementation, s.model_uri, self.image,
+                       length=10)
+
+    @property
+    def name(self) -> str:
+        return f"{self.deployment_name}-{self.template_hash}-{_digest(self.template_hash, length=5)}"
+
+    def labels(self) -> dict[str, str]:
+        """The pod's labels, as the operator and the Deployment controller set them."""
+        s = self.served
+        return {"seldon-deployment-id": s.deployment, "app": self.deployment_name, "version": s.predictor,
+                "seldon-app": s.service, "seldon-app-svc": f"{s.service}-{s.node}", "seldon.io/model": "true",
+                "app.kubernetes.io/managed-by": "seldon-core", "fluentd": "true",
+                "pod-template-hash": self.template_hash}
+
+    def containers(self) -> dict[str, tuple[int, ExecutorMetrics | ModelServerMetrics]]:
+        return {EXECUTOR_CONTAINER: (EXECUTOR_PORT, self.executor),
+                self.served.node: (MODEL_METRICS_PORT, self.model_server)}
+
+    def path(self, container: str) -> str:
+        return f"/pods/{self.served.namespace}/{self.name}/{container}/prometheus"
+
+
+def _label_name(key: str) -> str:
+    """Kubernetes discovery's sanitizing of a label key: anything but [a-zA-Z0-9_] becomes `_`."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+
+def target_groups(pods: list[Pod], address: str) -> list[dict[str, Any]]:
+    """Prometheus HTTP SD: one group per container metrics port, with Kubernetes pod-role meta labels."""
+    groups = []
+    for pod in sorted(pods, key=lambda p: p.name):
+        pod_labels = {f"__meta_kubernetes_pod_label_{_label_name(k)}": v for k, v in pod.labels().items()}
+        for container, (port, _) in pod.containers().items():
+            groups.append({"targets": [address], "labels": {
+                **pod_labels,
+                "__meta_kubernetes_namespace": pod.served.namespace,
+                "__meta_kubernetes_pod_name": pod.name,
+                "__meta_kubernetes_pod_container_name": container,
+                "__meta_kubernetes_pod_container_port_name": "metrics",
+                "__meta_kubernetes_pod_container_port_number": str(port),
+                "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+                "__meta_kubernetes_pod_annotation_prometheus_io_path": pod.path(container),
+                # All targets share the data plane's address; in a cluster `instance` is podIP:port.
+                "instance": f"{pod.name}:{port}",
+            }})
+    return groups

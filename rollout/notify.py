@@ -1,0 +1,113 @@
+"""Notifications: what happened in an `up`, sent to webhooks after the decision is made.
+
+`events(old, new)` compares two experiment records (the provider's outputs before and after an
+`up`) and names what a person should hear about: the experiment started, an iteration was held, a
+control was applied, the stage changed (completed, failed, rolled back), a version was promoted.
+`deliver` posts each event to each webhook once, with a short timeout, and returns one result per
+delivery for the record. A failed delivery is recorded, never raised: a notification can neither
+block nor change a decision. Results never carry the webhook's URL (it is a secret).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+TIMEOUT_SECONDS = 2.0
+"""One attempt per event and webhook, no retries: an `up` waits at most this long per delivery."""
+
+FORMATS = ("generic", "slack")
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    """started, held, control, completed, failed, rolled-back, promoted."""
+    reason: str
+    record: Mapping[str, Any]
+
+    def payload(self, fmt: str) -> dict[str, Any]:
+        record = self.record
+        name = (record.get("spec") or {}).get("name", "experiment")
+        weights = dict(record.get("weights") or {})
+        if fmt == "slack":
+            split = ", ".join(f"{v} {int(w)}%" for v, w in weights.items())
+            return {"text": f"[{name}] {self.kind}: {self.reason} (stage {record.get('stage')}, "
+                            f"iteration {int(record.get('iteration') or 0)}, {split})"}
+        return {"source": "seldon-rollout", "event": self.kind, "experiment": name, "reason": self.reason,
+                "stage": record.get("stage"), "iteration": int(record.get("iteration") or 0),
+                "weights": weights, "winner": record.get("winner"), "promoted": record.get("promoted"),
+                "time": record.get("lastIterationAt")}
+
+
+def _last(record: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    history = (record or {}).get("history") or []
+    last = history[-1] if history else None
+    return last if isinstance(last, Mapping) else None
+
+
+def _first_message(record: Mapping[str, Any]) -> str:
+    messages = record.get("messages") or []
+    return str(messages[0]) if messages else ""
+
+
+def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]:
+    """What happened between two records, in the order a person would tell it."""
+    if old is None:
+        return [Event("started", _first_message(new), new)]
+    found = []
+    entry, before = _last(new), _last(old)
+    if entry is not None and entry != before:
+        if entry.get("control"):
+            control = entry["control"]
+            found.append(Event("control", str(control.get("summary") or control.get("action") or control), new))
+        elif entry.get("held"):
+            found.append(Event("held", str(entry.get("reason") or _first_message(new)), new))
+    stage, was = new.get("stage"), old.get("stage")
+    if stage != was:
+        if stage == "Failed":
+            message = _first_message(new)
+            kind = "rolled-back" if message.startswith("Rolled back") else "failed"
+            found.append(Event(kind, message, new))
+        elif stage == "Completed":
+            found.append(Event("completed", _first_message(new), new))
+        else:
+            found.append(Event(str(stage).lower(), _first_message(new), new))
+    if new.get("promoted") and new.get("promoted") != old.get("promoted"):
+        found.append(Event("promoted", f"{new['promoted']} promoted", new))
+    return found
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    format: str = "generic"
+
+
+def deliver(found: Sequence[Event], hooks: Sequence[Webhook], session: requests.Session | None = None,
+            timeout: float = TIMEOUT_SECONDS) -> list[dict[str, Any]]:
+    """Post every event to every webhook once; one result per delivery (`hook` is the index)."""
+    results: list[dict[str, Any]] = []
+    if not found or not hooks:
+        return results
+    http = session or requests.Session()
+    for event in found:
+        for index, hook in enumerate(hooks):
+            result: dict[str, Any] = {"event": event.kind, "hook": index, "ok": False}
+            try:
+                response = http.post(hook.url, json=event.payload(hook.format), timeout=timeout,
+                                     allow_redirects=False)
+            except requests.Timeout:
+                result["error"] = f"no answer within {timeout:g}s"
+            except requests.RequestException as err:  # the message would carry the URL: name the kind only
+                result["error"] = f"not delivered ({type(err).__name__})"
+            else:
+                result["status"] = response.status_code
+                result["ok"] = 200 <= response.status_code < 300
+                if not result["ok"]:
+                    result["error"] = f"HTTP {response.status_code}"
+            results.append(result)
+    return results

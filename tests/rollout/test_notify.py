@@ -1,0 +1,159 @@
+"""Notifications: which events an `up` produces, and delivery to a local receiver that fails on demand."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from rollout.notify import Event, Webhook, deliver, events
+
+SPEC = {"name": "iris-ab", "intervalSeconds": 10, "versions": [{"name": "iris-v1"}, {"name": "iris-v2"}]}
+
+
+def rec(stage: str = "Running", iteration: int = 1, history: list[dict[str, Any]] | None = None,
+        promoted: str | None = None, messages: tuple[str, ...] = ("Iteration 1: winner iris-v2",),
+        weights: dict[str, int] | None = None) -> dict[str, Any]:
+    return {"spec": SPEC, "stage": stage, "iteration": iteration, "promoted": promoted, "winner": None,
+            "weights": weights or {"iris-v1": 90, "iris-v2": 10}, "lastIterationAt": 1000.0 + iteration,
+            "messages": list(messages), "history": history or []}
+
+
+def kinds(found: list[Event]) -> list[str]:
+    return [e.kind for e in found]
+
+
+def test_a_new_experiment_is_announced() -> None:
+    assert kinds(events(None, rec(iteration=0, messages=("Started; first iteration after 10s",)))) == ["started"]
+
+
+def test_an_ordinary_iteration_is_not_news() -> None:
+    old = rec(history=[{"time": 1.0, "held": False}])
+    new = rec(iteration=2, history=[{"time": 1.0, "held": False}, {"time": 2.0, "held": False}])
+    assert events(old, new) == []
+    assert events(new, new) == []  # an `up` inside the interval: nothing happened
+
+
+def test_a_hold_names_its_reason() -> None:
+    old = rec(history=[{"time": 1.0, "held": False}])
+    held = {"time": 2.0, "held": True, "reason": "Held weights (1/4 before rollback): mean-latency for baseline"}
+    found = events(old, rec(history=[{"time": 1.0, "held": False}, held]))
+    assert kinds(found) == ["held"]
+    assert found[0].reason.startswith("Held weights (1/4")
+
+
+def test_rollback_then_promotion_of_the_baseline() -> None:
+    old = rec(history=[{"time": 1.0}])
+    new = rec(stage="Failed", iteration=2, history=[{"time": 1.0}, {"time": 2.0, "held": False}],
+              messages=("Rolled back to iris-v1: iris-v2 broke error-rate <= 0.01",),
+              weights={"iris-v1": 100, "iris-v2": 0})
+    found = events(old, new)
+    assert kinds(found) == ["rolled-back"]
+    assert "iris-v2 broke error-rate" in found[0].reason
+
+
+def test_completion_and_promotion() -> None:
+    old = rec(iteration=9, history=[{"time": 1.0}])
+    new = rec(stage="Completed", iteration=10, promoted="iris-v2", history=[{"time": 1.0}, {"time": 2.0}],
+              messages=("Completed after 10 iterations; promoted iris-v2 (winner iris-v2)",))
+    assert kinds(events(old, new)) == ["completed", "promoted"]
+
+
+def test_failed_for_lack_of_data_is_not_called_a_rollback() -> None:
+    new = rec(stage="Failed", history=[{"time": 2.0, "held": True, "reason": "Failed after 4 ..."}],
+              messages=("Failed after 4 iterations in a row without usable data; ...",))
+    assert kinds(events(rec(), new)) == ["held", "failed"]
+
+
+def test_payload_formats() -> None:
+    event = Event("promoted", "iris-v2 promoted", rec(stage="Completed", promoted="iris-v2",
+                                                      weights={"iris-v1": 0, "iris-v2": 100}))
+    generic = event.payload("generic")
+    assert generic["event"] == "promoted" and generic["experiment"] == "iris-ab"
+    assert generic["weights"] == {"iris-v1": 0, "iris-v2": 100} and generic["promoted"] == "iris-v2"
+    assert event.payload("slack") == {
+        "text": "[iris-ab] promoted: iris-v2 promoted (stage Completed, iteration 1, iris-v1 0%, iris-v2 100%)"}
+
+
+@dataclass
+class Receiver:
+    url: str = ""
+    status: int = 200
+    delay: float = 0.0
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.received.append(json.loads(body))
+            if state.delay:
+                time.sleep(state.delay)  # the failure being tested: a receiver slower than the timeout
+            self.send_response(state.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def fresh(receiver: Receiver) -> Receiver:
+    receiver.status, receiver.delay = 200, 0.0
+    receiver.received.clear()
+    return receiver
+
+
+def test_each_event_reaches_each_webhook_once(fresh: Receiver) -> None:
+    found = [Event("completed", "done", rec(stage="Completed")), Event("promoted", "iris-v2 promoted", rec())]
+    results = deliver(found, [Webhook(fresh.url, "generic"), Webhook(fresh.url, "slack")])
+    assert [(r["event"], r["hook"], r["ok"], r.get("status")) for r in results] == [
+        ("completed", 0, True, 200), ("completed", 1, True, 200),
+        ("promoted", 0, True, 200), ("promoted", 1, True, 200)]
+    assert [m.get("event", m.get("text", "")[:20]) for m in fresh.received] == [
+        "completed", "[iris-ab] completed:", "promoted", "[iris-ab] promoted: "]
+
+
+def test_a_failing_receiver_is_recorded_once_without_raising(fresh: Receiver) -> None:
+    fresh.status = 503
+    results = deliver([Event("held", "no data", rec())], [Webhook(fresh.url)])
+    assert results == [{"event": "held", "hook": 0, "ok": False, "status": 503, "error": "HTTP 503"}]
+    assert len(fresh.received) == 1  # one attempt, no retry
+
+
+def test_a_slow_receiver_times_out_quickly(fresh: Receiver) -> None:
+    fresh.delay = 1.0
+    started = time.monotonic()
+    results = deliver([Event("held", "no data", rec())], [Webhook(fresh.url)], timeout=0.2)
+    assert results[0]["ok"] is False and results[0]["error"] == "no answer within 0.2s"
+    assert time.monotonic() - started < 1.0
+
+
+def test_an_unreachable_receiver_never_shows_its_url() -> None:
+    secret_url = "http://user:hunter2@127.0.0.1:9/hook?token=hunter2"
+    results = deliver([Event("held", "no data", rec())], [Webhook(secret_url)], timeout=0.5)
+    assert results[0]["ok"] is False
+    assert "hunter2" not in json.dumps(results) and "127.0.0.1" not in json.dumps(results)
+
+
+def test_nothing_to_send_sends_nothing(fresh: Receiver) -> None:
+    assert deliver([], [Webhook(fresh.url)]) == []
+    assert fresh.received == []
