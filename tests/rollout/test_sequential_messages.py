@@ -12,17 +12,18 @@ from tests.rollout.test_sequential import V1, V2, observed, snap, spec_of
 
 
 def test_evidence_above_the_threshold_is_never_reported_as_below_it() -> None:
-    # The candidate's evidence is overwhelming, but the baseline has fewer than minSamples events:
-    # no winner yet, and the message must not claim the e-value is under the threshold.
-    spec = spec_of(objectives=False)
-    decision = sequential_decision(spec, snap(iris_v1=observed(5, 500), iris_v2=observed(400, 500)), start(spec, 0.0))
+    # The candidate's evidence is overwhelming, but its p95 is beyond the limit at this look (no test
+    # confirms it): no winner yet, and the message must not claim the e-value is under the threshold.
+    spec = spec_of()
+    slow = {**observed(400, 500), "95th-percentile-tail-latency": Observed(6000.0)}
+    decision = sequential_decision(spec, snap(iris_v1=observed(100, 500), iris_v2=slow), start(spec, 0.0))
     assert decision.winner.winner is None
     e_value, threshold = decision.evidence["eValue"][V2], decision.evidence["threshold"]
     assert e_value > threshold
     reason = decision.winner.reason
     for shown, limit in re.findall(r"is ([0-9.e+]+) < ([0-9.e+]+)", reason):
         assert float(shown) < float(limit), reason
-    assert "minSamples" in reason or "samples" in reason, reason
+    assert "95th-percentile-tail-latency" in reason, reason
 
 
 def test_a_measured_violation_not_yet_confirmed_is_not_reported_as_missing_data() -> None:
