@@ -204,7 +204,9 @@ def test_weights_are_integers_summing_to_100_within_the_caps_and_the_floor(
         old = state.weights[v]
         assert weights[v] <= spec.max_candidate_weight
         assert weights[v] <= old + spec.max_candidate_weight_increment or weights[v] <= old
-        if "decided" not in decision.evidence:
+        if v in decision.evidence.get("outOfPlay", []):
+            assert weights[v] == 0  # beaten, broken or futile: its traffic goes back
+        elif "decided" not in decision.evidence:
             assert weights[v] >= min(floor, old + spec.max_candidate_weight_increment, spec.max_candidate_weight)
     if "decided" not in decision.evidence:
         assert weights[V1] >= floor
@@ -261,18 +263,6 @@ def test_one_noisy_error_reading_is_no_rollback_but_a_confident_breach_is() -> N
     assert sure.assessments[1].rollback and "error-rate" in sure.assessments[1].broken[0]
     ended = iterate(spec, snap(iris_v1=observed(7, 500), iris_v2=observed(10, 400, 20)), state, 10.0)
     assert ended.stage == FAILED and ended.weights == {V1: 100, V2: 0}
-
-
-def test_latency_counts_as_broken_only_after_three_looks_in_a_row() -> None:
-    spec = spec_of()
-    state = start(spec, 0.0)
-    slow = {**observed(10, 100), "mean-latency": Observed(2500.0)}
-    rollbacks = []
-    for _ in range(3):
-        decision = sequential_decision(spec, snap(iris_v1=observed(7, 100), iris_v2=slow), state)
-        rollbacks.append(decision.assessments[1].rollback)
-        state = state_after(decision, state)
-    assert rollbacks == [False, False, True]
 
 
 def _revenue_spec() -> ExperimentSpec:
