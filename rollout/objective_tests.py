@@ -12,7 +12,13 @@ Three tests, picked by what the metric is (first that applies):
 - **Mean of a nonnegative quantity** (a metric with `sampleSize` and an upper limit, like
   `mean-latency` = sum / count): bets on each look's batch mean, from the cumulative sum and count.
 Any other objective has no test: beyond its limit a version cannot win, but it is never rolled back.
-A test's evidence breaks the limit at (#objectives)/alpha (Bonferroni over objectives).
+A test's evidence breaks the limit at (#objectives)/alpha (Bonferroni over objectives). With a test,
+a version is held back (cannot win, keeps the exploration floor) while its e-value is above 1 (the
+data lean to a breach), not whenever a noisy reading is beyond the limit: a healthy version with an
+unlucky early error is not starved of the traffic that would clear it. The proportion tests also
+run the other way ("within the limit", same threshold): a winner ends the experiment early only
+once its error rates and slow shares are shown within their limits (`proven`); until then it takes
+the traffic and a breach can still roll it back.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ class ObjectiveTests:
     running: dict[str, Any]
     """version|metric -> the mean test's [count, sum, log wealth per bet], carried from look to look."""
     evalues: dict[str, dict[str, float]]
+    proven: frozenset[str]
+    """Versions whose every proportion-type objective (error rates, slow shares) is shown to be met."""
 
 
 def _floats(raw: Any, size: int) -> list[float]:
@@ -54,24 +62,35 @@ def _count(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, versi
     return n if n is not None and n > 0 else None
 
 
+def _within_log_e(share: float, n: float, upper: float | None, lower: float | None) -> float:
+    """Log e-value that a proportion lies within its limits (the other side of `proportion_log_e`)."""
+    sides = [proportion_log_e(share, n, None, upper)] if upper is not None else []
+    sides += [proportion_log_e(share, n, lower, None)] if lower is not None else []
+    return min(sides, default=0.0)
+
+
 def _log_e(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str, value: float,
-           old: Any, running: dict[str, Any]) -> tuple[float | None, str]:
-    """Log e-value that `version` breaks `objective`, and the test's name (None: no test applies)."""
+           old: Any, running: dict[str, Any]) -> tuple[float | None, str, float | None]:
+    """Log e-values that `version` breaks `objective` and that it meets it, and the test's name.
+
+    None when no test applies; the second is None when the test can only find a breach (means).
+    """
     n = _count(spec, snapshot, objective, version)
     if n is None:
-        return None, ""
+        return None, "", None
     for test in spec.sequential.quantile_tests:
         if test.objective == objective.metric and objective.upper_limit is not None:
             slow = value_of(snapshot.get((test.slow_count, version)))
-            if slow is None or not 0 <= slow <= n:
-                return None, ""
-            return proportion_log_e(slow / n, n, 1 - test.quantile, None), "slow share"
-    limits = [x for x in (objective.upper_limit, objective.lower_limit) if x is not None]
-    if 0 <= value <= 1 and all(0 <= x <= 1 for x in limits):
-        return proportion_log_e(value, n, objective.upper_limit, objective.lower_limit), "proportion"
+            if slow is None:
+                return None, "", None
+            share, p0 = min(max(slow, 0.0), n) / n, 1 - test.quantile  # increase() extrapolates
+            return proportion_log_e(share, n, p0, None), "slow share", _within_log_e(share, n, p0, None)
+    upper, lower = objective.upper_limit, objective.lower_limit
+    if 0 <= value <= 1 and all(0 <= x <= 1 for x in (upper, lower) if x is not None):
+        return proportion_log_e(value, n, upper, lower), "proportion", _within_log_e(value, n, upper, lower)
     limit = objective.upper_limit
     if limit is None or limit <= 0 or objective.lower_limit is not None or value < 0:
-        return None, ""
+        return None, "", None
     n0, sum0, *logs = _floats(old, 2 + len(BETS))
     if n < n0:  # a counter reset: start the batches again, keep the wealth
         n0, sum0 = 0.0, 0.0
@@ -81,7 +100,7 @@ def _log_e(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, versi
             add_batch_mean(logs, batch, limit)
         n0, sum0 = n, value * n
     running[f"{version}|{objective.metric}"] = [n0, sum0, *logs]
-    return bets_log_e(logs), "batch means"
+    return bets_log_e(logs), "batch means", None
 
 
 def assess(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> ObjectiveTests:
@@ -90,7 +109,9 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> 
     out: list[VersionAssessment] = []
     running: dict[str, Any] = {}
     evalues: dict[str, dict[str, float]] = {}
+    proven: set[str] = set()
     for version in spec.version_names:
+        safe = True
         met: list[bool] = []
         broken: list[str] = []
         unmet: list[str] = []
@@ -100,19 +121,25 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> 
             met.append(within(objective, value))
             if value is None:
                 unmet.append(f"{objective.metric} has no data yet")
+                safe = False
                 continue
-            log_e, test = _log_e(spec, snapshot, objective, version, value,
+            log_e, test, within_e = _log_e(spec, snapshot, objective, version, value,
                                  old.get(f"{version}|{objective.metric}"), running)
             got = f"{objective.condition()} (got {value:g}"
+            safe = safe and (within_e is None or within_e >= log_limit)
             if log_e is not None:
                 evalues.setdefault(version, {})[objective.metric] = report(log_e)
+                met[-1] = log_e <= 0  # with a test, held back only while the evidence leans to a breach
             if log_e is not None and log_e >= log_limit:
                 broken.append(f"{got}, {test} e-value {report(log_e):.3g} >= {limit_text})")
                 rollback = rollback or objective.rollback_on_failure
                 unmet.append(broken[-1])
             elif not met[-1]:
-                why = (f"not confirmed: {test} e-value {report(log_e):.3g} < {limit_text}" if log_e is not None
+                why = (f"{test} e-value {report(log_e):.3g} > 1 leans to a breach, not confirmed "
+                       f"(< {limit_text})" if log_e is not None
                        else "no test for this metric: holds the version back, never rolls it back")
                 unmet.append(f"{got}, {why})")
         out.append(VersionAssessment(version, tuple(met), tuple(broken), rollback, tuple(unmet)))
-    return ObjectiveTests(tuple(out), running, evalues)
+        if safe:
+            proven.add(version)
+    return ObjectiveTests(tuple(out), running, evalues, frozenset(proven))

@@ -173,8 +173,15 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
     decided = old.get("decided") if old.get("decided") in names else None
     if decided is None and by_reward and not rewards.stale:
         decided = _winner(spec, better, log_thr, beaten | broken | futile, feasible, rewards.samples)
+    if decided and decided not in feasible:  # the reward's verdict stands; the version must be well
+        suspect, decided = decided, None
+    else:
+        suspect = None
     if by_reward:
         why = _why(spec, decided, better, log_thr, rewards, assessments, beaten | broken | futile)
+        if suspect:
+            unmet = next((a.unmet for a in assessments if a.version == suspect and a.unmet), ("",))
+            why = f"{suspect} won on the reward but is held back: {unmet[0]}"
         winner = WinnerAssessment((decided,) if decided else (), decided, why)
     else:
         winner = assess_winner(spec, assessments, snapshot)
@@ -203,11 +210,16 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
         evidence["futile"] = sorted(futile)
     if by_reward and set(names) - in_play:
         evidence["outOfPlay"] = sorted(set(names) - in_play)
-    if decided:
-        evidence["decided"] = decided
+    if decided or suspect:
+        evidence["decided"] = decided or suspect
     if rewards.stale:
         evidence["stale"] = rewards.stale
-    return Decision(assessments, winner, weights, evidence, final=decided is not None)
+    if decided and decided not in tests.proven:
+        evidence["awaitingProof"] = decided  # the winner's objectives are not yet shown within limits
+        if state.iteration + 1 >= spec.total_iterations and decided != names[0]:
+            winner = WinnerAssessment((), None, f"{decided} won on the reward, but the budget ended before "
+                                                 "its error rates were shown within their limits")
+    return Decision(assessments, winner, weights, evidence, final=decided is not None and decided in tests.proven)
 
 
 def _futile(spec: ExperimentSpec, state: ExperimentState, rewards: _Rewards, sign: float,

@@ -29,12 +29,12 @@ def test_evidence_above_the_threshold_is_never_reported_as_below_it() -> None:
 def test_a_measured_violation_not_yet_confirmed_is_not_reported_as_missing_data() -> None:
     spec = spec_of()
     state = start(spec, 0.0)
-    # 2 errors in 100 requests: 2% against the 1% limit, measured but not confirmed by the test.
-    data = snap(iris_v1=observed(7, 500), iris_v2={**observed(10, 100, 2), "mean-latency": Observed(40.0)})
+    # 3 errors in 100 requests: 3% against the 1% limit, measured but not confirmed by the test.
+    data = snap(iris_v1=observed(7, 500), iris_v2={**observed(10, 100, 3), "mean-latency": Observed(40.0)})
     after = iterate(spec, data, state, 10.0)
     assert after.stage == "Running"
     notes = [m for m in after.messages if m.startswith(f"{V2} not feasible")]
     assert notes, after.messages
     assert "no data" not in notes[0], notes[0]
-    assert "0.02" in notes[0] and "error-rate" in notes[0], notes[0]
+    assert "0.03" in notes[0] and "error-rate" in notes[0] and "not confirmed" in notes[0], notes[0]
     assert not math.isnan(after.evidence["threshold"])
