@@ -33,6 +33,8 @@ from rollout.evalues import BETS, add_batch_mean, bets_log_e, proportion_log_e
 from rollout.outcomes import Snapshot, value_of
 from rollout.spec import ExperimentSpec, Objective
 
+LEAN = 0.0
+"""Log of the e-value above which a version is held back (1: the data lean to a breach)."""
 REPORT_CAP = 1e12
 """E-values are reported up to this (decisions use the exact log)."""
 
@@ -129,7 +131,7 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> 
             safe = safe and (within_e is None or within_e >= log_limit)
             if log_e is not None:
                 evalues.setdefault(version, {})[objective.metric] = report(log_e)
-                met[-1] = log_e <= 0  # with a test, held back only while the evidence leans to a breach
+                met[-1] = log_e <= LEAN  # with a test, held back only while the evidence leans to a breach
             if log_e is not None and log_e >= log_limit:
                 broken.append(f"{got}, {test} e-value {report(log_e):.3g} >= {limit_text})")
                 rollback = rollback or objective.rollback_on_failure

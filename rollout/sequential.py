@@ -192,8 +192,9 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
     if rewards.stale:
         weights = dict(state.weights)
     else:
+        harm = {v: max(e.values(), default=1.0) for v, e in tests.evalues.items()}
         weights = _weights(spec, state, chances, decided or (None if by_reward else winner.winner),
-                           in_play if by_reward else set(names), feasible)
+                           in_play if by_reward else set(names), feasible, harm)
     base = names[0]
     evidence: dict[str, Any] = {
         "algorithm": "sequential", "alpha": settings.alpha, "threshold": math.exp(log_thr),
@@ -281,11 +282,12 @@ def _why(spec: ExperimentSpec, winner: str | None, better: Mapping[tuple[str, st
 
 
 def _weights(spec: ExperimentSpec, state: ExperimentState, chances: Mapping[str, float],
-             winner: str | None, in_play: set[str], feasible: set[str]) -> dict[str, int]:
+             winner: str | None, in_play: set[str], feasible: set[str], harm: Mapping[str, float]) -> dict[str, int]:
     """Worked example: two versions, exposure time, floor 5, P(best) 0.8 for the candidate, old
     100/0, caps 100 and 10: target = 5 + 90*0.2 = 23 / 5 + 90*0.8 = 77; the candidate may rise by
     10: 90/10. With exposure requests the target is 50/50 (both in play): 90/10 as well, then 80/20
-    ... up to 50/50 until a decision. A futile candidate's target is 0: 100/0."""
+    ... up to 50/50 until a decision. A futile candidate's target is 0: 100/0. A candidate held back
+    by an objective whose test's e-value is 4 gets floor / 4 = 1.25, rounded: 99/1."""
     names = spec.version_names
     if spec.deployment_pattern is DeploymentPattern.FIXED_SPLIT:
         return {name: int(state.weights.get(name, 0)) for name in names}
@@ -294,13 +296,15 @@ def _weights(spec: ExperimentSpec, state: ExperimentState, chances: Mapping[str,
     else:
         playing = [n for n in names if n in in_play]
         floor = min(Fraction(spec.sequential.exploration_floor), Fraction(100, len(playing)))
+        held = {n: floor / Fraction(max(1.0, harm.get(n, 1.0))) for n in playing[1:] if n not in feasible}
+        free = [n for n in playing if n not in held]
         if spec.sequential.exposure is Exposure.REQUESTS:
-            raw = [Fraction(1 if n in feasible else 0) for n in playing]
+            raw = [Fraction(1 if n in feasible else 0) for n in free]
         else:
-            raw = [Fraction(chances.get(n, 0.0)) for n in playing]
+            raw = [Fraction(chances.get(n, 0.0)) for n in free]
         if not any(raw):
             raw[0] = Fraction(1)
-        total = sum(raw)
-        share = {n: floor + (100 - len(playing) * floor) * p / total for n, p in zip(playing, raw, strict=True)}
+        total, rest = sum(raw), 100 - sum(held.values()) - len(free) * floor
+        share = {**held, **{n: floor + rest * p / total for n, p in zip(free, raw, strict=True)}}
         target = [share.get(n, Fraction(0)) for n in names]
     return round_to_100(names, cap_candidates(spec, state.weights, target))
