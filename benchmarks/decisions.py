@@ -89,7 +89,7 @@ def as_json(rows: list[Figures]) -> dict[str, object]:
 def simulate(scale: float, workers: int) -> list[Figures]:
     jobs = []
     for scenario in SCENARIOS:
-        for budget, looks in BUDGETS.items():
+        for looks in BUDGETS.values():
             for contender in CONTENDERS:
                 runs = runs_for(scenario, contender, scale)
                 jobs += [(scenario.key, contender, looks, first, min(CHUNK, runs - first))

@@ -52,7 +52,8 @@ def _level(rows: Sequence[Figures]) -> str:
     for f in rows:
         if f.contender == "sequential" and f.scenario.startswith("null"):
             low, high = f.false_promotion_ci
-            lines.append(f"| {f.budget} | {f.scenario} | {f.runs} | {pct(f.false_promotion)} | {pct(low)} – {pct(high)} |")
+            lines.append(f"| {f.budget} | {f.scenario} | {f.runs} | {pct(f.false_promotion)} "
+                         f"| {pct(low)} – {pct(high)} |")
     return "\n".join(lines)
 
 

@@ -41,7 +41,8 @@ def targets(rows: Sequence[Figures]) -> list[Target]:
     flaky = seq("flaky")
     for key in ("broken", "slow"):
         f, anchor = seq(key), by[(LONG, key, "iter8-v2")]
-        out.append(Target(f"{key} candidate: traffic to it <= iter8-v2's", (f.broken_traffic or 0) <= (anchor.broken_traffic or 0),
+        fewer = (f.broken_traffic or 0) <= (anchor.broken_traffic or 0)
+        out.append(Target(f"{key} candidate: traffic to it <= iter8-v2's", fewer,
                           f"{pct(f.broken_traffic)} vs {pct(anchor.broken_traffic)}; {oracle(key)}"))
         out.append(Target(f"{key} candidate: rolled back or kept out (baseline kept) in >= 99% of runs",
                           f.correct >= 0.99, f"{pct(f.correct)}"))

@@ -8,7 +8,7 @@ import re
 from rollout.engine import iterate, start
 from rollout.outcomes import Observed
 from rollout.sequential import sequential_decision
-from tests.rollout.test_sequential import V1, V2, observed, snap, spec_of
+from tests.rollout.test_sequential import V2, observed, snap, spec_of
 
 
 def test_evidence_above_the_threshold_is_never_reported_as_below_it() -> None:
