@@ -29,7 +29,7 @@ from benchmarks.world import SCENARIOS, Scenario
 
 BUDGETS = {"10-looks": 10, "60-looks": 60}
 """The seed's budget (10 iterations) and a long one; every contender gets the same looks."""
-RUNS, NULL_RUNS, NULL_SEQUENTIAL_RUNS = 500, 1000, 2000
+RUNS, NULL_RUNS, NULL_SEQUENTIAL_RUNS = 400, 500, 2000
 """Runs per cell; equal-version scenarios get more (the level's confidence interval), most for sequential."""
 CHUNK = 100
 ROOT = Path(__file__).resolve().parent.parent
