@@ -10,8 +10,8 @@ Count rewards (no `sampleSize`, like `user-engagement`). Between two looks versi
 new events over exposures e_u, e_v. With equal rates per exposure, given m = y_u + y_v, y_v is
 Binomial(m, r/(1+r)), r = e_v/e_u, whatever the common rate does; if v's rate is theta times u's the
 probability is theta*r/(1+theta*r). The per-look likelihood ratios multiply into a test martingale
-per theta; the e-value mixes them over a fixed grid of log(theta) with equal weights (a discrete
-mixture is exactly valid; positive side: "v higher", negative: "u higher"). The grid's running
+per theta; the e-value mixes them over a fixed grid of log(theta) with fixed prior weights (a
+discrete mixture is exactly valid; positive side: "v higher", negative: "u higher"). The grid's running
 log-likelihood ratios are the test's state, kept in the evidence from look to look.
 
 Exposure (`sequential.exposure`): `time` when the reward load is fixed whatever the weights (the
@@ -24,8 +24,10 @@ Mean rewards (with `sampleSize`): a normal mixture on the difference of means, t
 95% bound from the per-look batch means: valid asymptotically (CLT), not exactly.
 
 Objectives: `rollout.objective_tests` (error rates and latency quantiles as binomial tests from
-counts and histogram buckets, mean latencies as bets on batch means). A version beyond a limit at
-this look cannot win and keeps the exploration floor only; a confirmed breach rolls back.
+counts and histogram buckets, mean latencies as bets on batch means). A version whose test leans to
+a breach (e-value > 1) cannot win and keeps floor / e-value; a confirmed breach rolls back. A reward
+winner ends the experiment only once its error rates and slow shares are shown within their limits;
+at the budget's end an unproven winner is not promoted.
 
 Winner, with threshold (n-1)/alpha (Bonferroni over candidates): a candidate that beats the baseline
 and every other candidate still in play (not beaten, not futile, not broken); or the baseline, if
@@ -37,7 +39,7 @@ Weights, for the versions in play: with `exposure: time` the reward evidence doe
 split, so it follows the chance of being best: floor + (100 - n*floor) * P(best), P(best) from
 normal posteriors (log rate for counts) by numeric integration. With `exposure: requests` the
 evidence grows with the smaller version's traffic, so the split stays even until a decision. A
-version beyond a limit at this look keeps the floor; out of play, 0%; 100% to the winner once
+version held back by an objective keeps floor / e-value; out of play, 0%; 100% to the winner once
 decided; then `cap_candidates` and `round_to_100`: same inputs, same weights.
 """
 
