@@ -64,7 +64,7 @@ def figures(scenario: Scenario, budget: str, contender: str, runs: list[Run]) ->
             return None
         return statistics.fmean(sum(r.seconds[n] for n in names) / total for r in runs)
 
-    healthy = {v.name for v in scenario.versions if not v.breaks_objective}
+    healthy = {v.name for v in scenario.versions if not v.breaks_objective and v.reward >= base.reward}
     false_promotions = sum(r.promoted in bad for r in runs)
     return Figures(
         scenario=scenario.key, budget=budget, contender=contender, runs=len(runs),

@@ -102,8 +102,8 @@ looks x cadence.
   objectives, or the baseline when no candidate is better or every better one breaks an objective.
 - **false promotion**: share of runs that promoted a candidate that is not better than the baseline
   (equal or worse reward) or that breaks an objective. With equal versions any promotion counts.
-- **false rollback**: share of runs that rolled back (removed for an objective) a version that meets
-  every objective.
+- **false rollback**: share of runs that rolled back (removed for failed checks) a version that meets
+  every objective and whose reward is not below the baseline's.
 - **median time to decision**: seconds from the start to the look at which the outcome is fixed: for
   the sequential algorithm the first look from which its verdict holds to the end (a winner, or the
   baseline once no candidate can win); for the others the end of the experiment (completion,
