@@ -272,7 +272,9 @@ def _why(spec: ExperimentSpec, winner: str | None, better: Mapping[tuple[str, st
         return "no evidence yet"
     (v, u), log_e = max(better.items(), key=lambda item: (item[1], item[0]))
     if log_e < log_thr:
-        return f"no winner yet: strongest evidence {v} over {u} is {_report(log_e):.3g} < {threshold}"
+        held = [f"{a.version} held back: {a.unmet[0]}" for a in assessments[1:] if a.unmet and a.version not in out]
+        return (f"no winner yet: strongest evidence {v} over {u} is {_report(log_e):.3g} < {threshold}"
+                + "".join(f"; {h}" for h in held[:1]))
     lead = f"no winner yet: evidence {v} over {u} is {_report(log_e):.3g} >= {threshold}, but "
     unmet = next((a.unmet for a in assessments if a.version == v and a.unmet), ())
     if unmet:
