@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from statistics import NormalDist
 
 from benchmarks.report import Figures, Target, pct
+from benchmarks.world import SCENARIOS
 
 LONG, SEED = "60-looks", "10-looks"
 NULLS = ("null-10s", "null-60s", "null-600s")
+
+
+def fixed_horizon_seconds(key: str, power: float, alpha: float = 0.05) -> float:
+    """Seconds a one-look z-test on the log rate ratio (even split) needs for `power` at level `alpha`:
+    (z_alpha + z_power)^2 * (1/rate_baseline + 1/rate_candidate) / log(ratio)^2, rates in events/s."""
+    s = next(x for x in SCENARIOS if x.key == key)
+    base, cand = s.versions[0].reward, s.versions[-1].reward
+    per = s.request_rate / len(s.versions) if s.traffic_driven else 1.0
+    z = NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(power)
+    return z**2 * (1 / (base * per) + 1 / (cand * per)) / math.log(cand / base) ** 2
 
 
 def targets(rows: Sequence[Figures]) -> list[Target]:
@@ -33,11 +46,14 @@ def targets(rows: Sequence[Figures]) -> list[Target]:
     out.append(Target("small difference: >= 95% correct within the hour", small.correct >= 0.95,
                       f"{pct(small.correct)}; {oracle('small')}"))
     out.append(Target("small difference: median time to decision <= 20 min", small.median_decision_s <= 1200,
-                      f"{small.median_decision_s:.0f} s"))
+                      f"{small.median_decision_s:.0f} s; a fixed-horizon test needs "
+                      f"{fixed_horizon_seconds('small', 0.95):.0f} s for 95% power"))
     seed = seq("seed")
     out.append(Target("seed's rewards: >= 99% correct", seed.correct >= 0.99, f"{pct(seed.correct)}; {oracle('seed')}"))
     out.append(Target("seed's rewards: median time to decision <= 120 s", seed.median_decision_s <= 120,
-                      f"{seed.median_decision_s:.0f} s"))
+                      f"{seed.median_decision_s:.0f} s; a fixed-horizon test needs "
+                      f"{fixed_horizon_seconds('seed', 0.95):.0f} s for 95% power, "
+                      f"{fixed_horizon_seconds('seed', 0.99):.0f} s for 99%"))
     flaky = seq("flaky")
     for key in ("broken", "slow"):
         f, anchor = seq(key), by[(LONG, key, "iter8-v2")]
