@@ -158,15 +158,7 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
 
 def _infeasible(spec: ExperimentSpec, decision: Decision) -> list[str]:
     """Why each version that is not feasible is not: its first unmet objective."""
-    notes = []
-    for assessment in decision.assessments:
-        for objective, met in zip(spec.objectives, assessment.met, strict=True):
-            if not met:
-                broken = [b for b in assessment.broken if b.startswith(objective.condition())]
-                notes.append(f"{assessment.version} not feasible: "
-                             + (broken[0] if broken else f"{objective.metric} has no data yet"))
-                break
-    return notes
+    return [f"{a.version} not feasible: {a.unmet[0]}" for a in decision.assessments if a.unmet]
 
 
 def _hold(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, now: float,

@@ -106,6 +106,18 @@ class Exposure(StrEnum):
 
 
 @dataclass(frozen=True)
+class QuantileTest:
+    """How the `sequential` algorithm tests a quantile objective (a p95 latency) from histogram buckets."""
+
+    objective: str
+    """The objective's metric, e.g. `95th-percentile-tail-latency` (its upperLimit is the limit)."""
+    quantile: float
+    """The quantile that metric reports, e.g. 0.95."""
+    slow_count: str
+    """Metric counting requests slower than the histogram bucket at or above the limit."""
+
+
+@dataclass(frozen=True)
 class SequentialSettings:
     """Settings of the `sequential` algorithm (ignored by `iter8-v2`)."""
 
@@ -117,6 +129,8 @@ class SequentialSettings:
     """Weight (percent) every version keeps while the experiment runs."""
     exposure: Exposure = Exposure.TIME
     """What count-reward events are compared per: elapsed time (same for every version) or requests."""
+    quantile_tests: tuple[QuantileTest, ...] = ()
+    """Quantile objectives tested on bucket counts; other latency objectives are tested on means."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from rollout.spec import (
     Exposure,
     Metric,
     Objective,
+    QuantileTest,
     Reward,
     SequentialSettings,
     TestingPattern,
@@ -202,7 +203,18 @@ def _sequential(r: _Reader, data: Any) -> SequentialSettings:
         min_samples=r.integer(data, "minSamples", "sequential.minSamples", 30, 1),
         exploration_floor=r.integer(data, "explorationFloor", "sequential.explorationFloor", 5, 0, 20),
         exposure=r.choice(data, "exposure", "sequential.exposure", Exposure, Exposure.TIME),
+        quantile_tests=tuple(_quantile_test(r, w, d) for w, d in r.items(data, "quantileTests",
+                                                                          "sequential.quantileTests")),
     )
+
+
+def _quantile_test(r: _Reader, where: str, data: Mapping[str, Any]) -> QuantileTest:
+    quantile = r.number(data.get("quantile"), f"{where}.quantile")
+    if quantile is None or not 0 < quantile < 1:
+        r.fail(f"{where}.quantile", f"must be between 0 and 1, got {data.get('quantile')!r}")
+        quantile = 0.5
+    return QuantileTest(objective=_short(r.text(data, "objective", f"{where}.objective")), quantile=quantile,
+                        slow_count=_short(r.text(data, "slowCount", f"{where}.slowCount")))
 
 
 def _check_references(r: _Reader, spec: ExperimentSpec) -> None:
@@ -211,6 +223,13 @@ def _check_references(r: _Reader, spec: ExperimentSpec) -> None:
     refs += [(f"rewards[{i}].metric", x.metric) for i, x in enumerate(spec.rewards)]
     refs += [(f"objectives[{i}].metric", x.metric) for i, x in enumerate(spec.objectives)]
     refs += [(f"metrics[{i}].sampleSize", m.sample_size) for i, m in enumerate(spec.metrics)]
+    tests = spec.sequential.quantile_tests
+    refs += [(f"sequential.quantileTests[{i}].slowCount", t.slow_count) for i, t in enumerate(tests)]
+    limited = {o.metric for o in spec.objectives if o.upper_limit is not None}
+    for i, test in enumerate(tests):
+        if test.objective and test.objective not in limited:
+            r.fail(f"sequential.quantileTests[{i}].objective",
+                   f"{test.objective!r} is no objective with an upperLimit")
     for where, name in refs:
         if name and name not in known:
             r.fail(where, f"unknown metric {name!r} (known: {', '.join(sorted(known)) or 'none'})")
