@@ -12,10 +12,11 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from components.metric_library import CLIENT, JQ_FIRST_VALUE, PREDICTIONS, WINDOW
+from components.metric_library import JQ_FIRST_VALUE, PREDICTIONS, SERVER, WINDOW
 
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-"""The Prometheus clients' default histogram bounds, in seconds (Seldon's executor keeps them)."""
+"""The bounds of the Seldon executor's histograms in seconds: the Prometheus defaults plus 0.075, 0.75
+and 7.5 (docs/seldon-metrics.md)."""
 
 
 def bucket_at_or_above(limit_ms: float, buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> float:
@@ -45,8 +46,8 @@ def slow_request_metric(limit_ms: float, buckets: tuple[float, ...] = DEFAULT_BU
     version without traffic, or histograms without that bound, give no data (so no test), never 0.
     """
     bound = bucket_at_or_above(limit_ms, buckets)
-    total = f"sum(increase({CLIENT}_count{{{PREDICTIONS}}}{WINDOW}))"
-    within = f'sum(increase({CLIENT}_bucket{{{PREDICTIONS},le=~"{_le_pattern(bound)}"}}{WINDOW}))'
+    total = f"sum(increase({SERVER}_count{{{PREDICTIONS}}}{WINDOW}))"
+    within = f'sum(increase({SERVER}_bucket{{{PREDICTIONS},le=~"{_le_pattern(bound)}"}}{WINDOW}))'
     return {
         "name": f"requests-slower-than-{1000 * bound:g}ms",
         "description": f"Predictions slower than {bound:g} s (the histogram bucket at or above {limit_ms:g} ms)",
