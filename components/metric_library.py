@@ -32,13 +32,16 @@ SUCCESS_CODES = ("200", "OK")
 """`code` of a success: the HTTP status over REST, the gRPC status name over gRPC."""
 
 
-def _any_of(values: tuple[str, ...]) -> str:
-    return "|".join(values)
+PREDICTION_SERVICE = "predictions|/.+/(Predict|ModelInfer)"
+"""PromQL regex (fully anchored) matching exactly PREDICTION_SERVICES among the server family's
+`service` values (tests/rollout/test_metric_library.py checks it); short, because every history
+entry of the record keeps the queries."""
+FEEDBACK_SERVICE = "feedback|/.+/SendFeedback"
+"""PromQL regex matching exactly FEEDBACK_SERVICES."""
 
-
-PREDICTIONS = f'service=~"{_any_of(PREDICTION_SERVICES)}",{SELECTOR}'
-ERRORS = f'code!~"{_any_of(SUCCESS_CODES)}",{PREDICTIONS}'
-FEEDBACK = f'service=~"{_any_of(FEEDBACK_SERVICES)}",{SELECTOR}'
+PREDICTIONS = f'service=~"{PREDICTION_SERVICE}",{SELECTOR}'
+ERRORS = f'code!~"{"|".join(SUCCESS_CODES)}",{PREDICTIONS}'
+FEEDBACK = f'service=~"{FEEDBACK_SERVICE}",{SELECTOR}'
 WINDOW = "[${elapsedTime}s]"
 JQ_FIRST_VALUE = ".data.result[0].value[1] | tonumber"
 

@@ -18,6 +18,8 @@ class VersionAssessment:
     """Conditions broken by a measured value (not by missing data), for rollback."""
     rollback: bool = False
     """True when a broken objective asks for rollback on failure."""
+    unmet: tuple[str, ...] = ()
+    """Why each unmet objective is unmet (no data, measured beyond the limit, confirmed broken)."""
 
     @property
     def feasible(self) -> bool:
@@ -38,6 +40,7 @@ def assess_versions(spec: ExperimentSpec, snapshot: Snapshot) -> tuple[VersionAs
     for version in spec.versions:
         met: list[bool] = []
         broken: list[str] = []
+        unmet: list[str] = []
         rollback = False
         for objective in spec.objectives:
             value = value_of(snapshot.get((objective.metric, version.name)))
@@ -46,5 +49,7 @@ def assess_versions(spec: ExperimentSpec, snapshot: Snapshot) -> tuple[VersionAs
             if not ok and value is not None:
                 broken.append(f"{objective.condition()} (got {value:g})")
                 rollback = rollback or objective.rollback_on_failure
-        out.append(VersionAssessment(version.name, tuple(met), tuple(broken), rollback))
+            if not ok:
+                unmet.append(broken[-1] if value is not None else f"{objective.metric} has no data yet")
+        out.append(VersionAssessment(version.name, tuple(met), tuple(broken), rollback, tuple(unmet)))
     return tuple(out)

@@ -51,7 +51,7 @@ def abandon(spec: ExperimentSpec, problem: str, now: float) -> ExperimentState:
 
 def is_due(spec: ExperimentSpec, state: ExperimentState, now: float) -> bool:
     """An iteration runs when the experiment is running and the interval has passed."""
-    return not state.finished and now >= state.last_iteration_at + spec.interval_seconds
+    return state.stage == RUNNING and now >= state.last_iteration_at + spec.interval_seconds
 
 
 def data_problems(spec: ExperimentSpec, snapshot: Snapshot) -> list[str]:
@@ -114,8 +114,8 @@ def _record(state: ExperimentState, spec: ExperimentSpec, snapshot: Snapshot, no
 
 
 def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, now: float) -> ExperimentState:
-    """Run one iteration on `snapshot`; returns the next state (unchanged when finished)."""
-    if state.finished:
+    """Run one iteration on `snapshot`; returns the next state (unchanged unless Running)."""
+    if state.stage != RUNNING:
         return state
     values = _values(spec, snapshot)
     problems = data_problems(spec, snapshot)
@@ -158,15 +158,7 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
 
 def _infeasible(spec: ExperimentSpec, decision: Decision) -> list[str]:
     """Why each version that is not feasible is not: its first unmet objective."""
-    notes = []
-    for assessment in decision.assessments:
-        for objective, met in zip(spec.objectives, assessment.met, strict=True):
-            if not met:
-                broken = [b for b in assessment.broken if b.startswith(objective.condition())]
-                notes.append(f"{assessment.version} not feasible: "
-                             + (broken[0] if broken else f"{objective.metric} has no data yet"))
-                break
-    return notes
+    return [f"{a.version} not feasible: {a.unmet[0]}" for a in decision.assessments if a.unmet]
 
 
 def _hold(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, now: float,

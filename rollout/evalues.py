@@ -10,12 +10,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-ETA = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.55, 0.7, 1.0, 1.4)
-"""Log rate ratios of the count test's mixture, on each side, with equal prior weights."""
+ETA = (0.04, 0.07, 0.1, 0.14, 0.2, 0.28, 0.4, 0.57, 0.8, 1.2)
+"""Log rate ratios of the count test's mixture, on each side (a 4% to 230% higher rate)."""
+ETA_WEIGHTS = (0.04, 0.07, 0.1, 0.12, 0.14, 0.14, 0.13, 0.11, 0.09, 0.06)
+"""Prior weights of ETA (sum 1): most on the 10% to 75% differences a rollout is run to find; a
+discrete mixture with any fixed weights is exactly valid."""
 SIGNED = ETA + tuple(-eta for eta in ETA)
 """The grid a pair's running log-likelihood ratios are kept on: "second higher", then "first higher"."""
-LOGIT_SHIFTS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
-"""Alternatives of a proportion's test: log-odds beyond the limit, equal prior weights."""
+LOGIT_SHIFTS = (0.25, 0.5, 0.8, 1.1, 1.5, 2.0, 3.0)
+"""Alternatives of a proportion's test: log-odds beyond the limit (1.1: three times a 1% limit)."""
+BETS = (0.1, 0.25, 0.5, 0.75, 0.9)
+"""Fractions of wealth bet on "the mean is above the limit" in the test on batch means."""
 MEAN_PRIOR = 0.2
 """Prior scale of a difference of means, in standard deviations of one sample."""
 
@@ -39,9 +44,38 @@ def add_look(logs: list[float], y_first: float, y_second: float, ratio: float) -
 
 
 def pair_log_e(logs: Sequence[float]) -> tuple[float, float]:
-    """Log e-values (second higher, first higher): each side's mixture with equal weights."""
-    half, weight = len(ETA), math.log(len(ETA))
-    return logsumexp(logs[:half]) - weight, logsumexp(logs[half:]) - weight
+    """Log e-values (second higher, first higher): each side's mixture with the ETA_WEIGHTS."""
+    half, prior = len(ETA), [math.log(w) for w in ETA_WEIGHTS]
+    return (logsumexp([x + w for x, w in zip(logs[:half], prior, strict=True)]),
+            logsumexp([x + w for x, w in zip(logs[half:], prior, strict=True)]))
+
+
+def projected_log_e(z: float, growth: float) -> float:
+    """At most the log e-value a count comparison can reach by the end of the budget, optimistically.
+
+    z is the comparison's z-score now and `growth` how many times its information will have grown
+    at the end (remaining looks at the current pace). If the true effect were the optimistic end of
+    a two-standard-error interval, z would end at (z + 2) sqrt(growth); a likelihood ratio at the
+    best alternative then gives (z + 2)^2 growth / 2, and no mixture with weights summing to 1 gets
+    more. A candidate for which this stays under the threshold cannot win within the budget.
+    """
+    return -math.inf if z + 2 <= 0 else (z + 2) ** 2 * growth / 2
+
+
+def add_batch_mean(logs: list[float], batch_mean: float, limit: float) -> None:
+    """Add one look's batch mean of a nonnegative quantity (a latency) to the bets on BETS, in place.
+
+    Under "the mean is within `limit`" each look's batch mean M >= 0 has expectation <= limit, so
+    1 + lam * (M / limit - 1) >= 1 - lam > 0 has expectation <= 1 for every lam in [0, 1): the
+    product over looks is a test supermartingale, exactly, whatever the distribution (a betting
+    e-process; Waudby-Smith and Ramdas, 2023). The mixture over BETS with equal weights is one too.
+    """
+    for j, lam in enumerate(BETS):
+        logs[j] += math.log(1 + lam * (batch_mean / limit - 1))
+
+
+def bets_log_e(logs: Sequence[float]) -> float:
+    return logsumexp(list(logs)) - math.log(len(logs))
 
 
 def half_normal_log_e(score: float, info: float, tau2: float) -> float:

@@ -10,8 +10,8 @@ Count rewards (no `sampleSize`, like `user-engagement`). Between two looks versi
 new events over exposures e_u, e_v. With equal rates per exposure, given m = y_u + y_v, y_v is
 Binomial(m, r/(1+r)), r = e_v/e_u, whatever the common rate does; if v's rate is theta times u's the
 probability is theta*r/(1+theta*r). The per-look likelihood ratios multiply into a test martingale
-per theta; the e-value mixes them over a fixed grid of log(theta) with equal weights (a discrete
-mixture is exactly valid; positive side: "v higher", negative: "u higher"). The grid's running
+per theta; the e-value mixes them over a fixed grid of log(theta) with fixed prior weights (a
+discrete mixture is exactly valid; positive side: "v higher", negative: "u higher"). The grid's running
 log-likelihood ratios are the test's state, kept in the evidence from look to look.
 
 Exposure (`sequential.exposure`): `time` when the reward load is fixed whatever the weights (the
@@ -23,17 +23,24 @@ more, which only keeps the baseline: `time` is the default (and what Iter8 compa
 Mean rewards (with `sampleSize`): a normal mixture on the difference of means, the variance an upper
 95% bound from the per-look batch means: valid asymptotically (CLT), not exactly.
 
-Objectives. A proportion (metric with `sampleSize`, value and limit in [0, 1], like `error-rate`) is
-broken when a one-sided binomial mixture against the limit reaches (#objectives)/alpha; the Bernoulli
-likelihood ratio is a supermartingale for any [0, 1] samples with mean within the limit. Other gauges
-(latencies) count as broken after CONFIRMATIONS looks in a row beyond the limit. A version beyond a
-limit at this look cannot win and keeps the exploration floor only.
+Objectives: `rollout.objective_tests` (error rates and latency quantiles as binomial tests from
+counts and histogram buckets, mean latencies as bets on batch means). A version whose test leans to
+a breach (e-value > 1) cannot win and keeps floor / e-value; a confirmed breach rolls back. A reward
+winner ends the experiment only once its error rates and slow shares are shown within their limits;
+at the budget's end an unproven winner is not promoted.
 
 Winner, with threshold (n-1)/alpha (Bonferroni over candidates): a candidate that beats the baseline
-and every other candidate still in play (not beaten, not broken); or the baseline, if it beats every
-candidate in play. The decision is final. Weights: floor + (100 - n*floor) * P(best), P(best) from
-normal posteriors (log rate for counts) by numeric integration, feasible versions only; 100% to the
-winner once decided; then `cap_candidates` and `round_to_100`: same inputs, same weights.
+and every other candidate still in play (not beaten, not futile, not broken); or the baseline, if
+no candidate is left in play. The decision is final. Futility: from a quarter of the budget on, a
+candidate whose comparison with the baseline could not reach the threshold by the last iteration
+even at the optimistic end of its interval (`evalues.projected_log_e`) is out of play and gets 0%.
+
+Weights, for the versions in play: with `exposure: time` the reward evidence does not depend on the
+split, so it follows the chance of being best: floor + (100 - n*floor) * P(best), P(best) from
+normal posteriors (log rate for counts) by numeric integration. With `exposure: requests` the
+evidence grows with the smaller version's traffic, so the split stays even until a decision. A
+version held back by an objective keeps floor / e-value; out of play, 0%; 100% to the winner once
+decided; then `cap_candidates` and `round_to_100`: same inputs, same weights.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from rollout.assessment import VersionAssessment, within
+from rollout.assessment import VersionAssessment
 from rollout.decision import Decision
 from rollout.evalues import (
     MEAN_PRIOR,
@@ -54,18 +61,18 @@ from rollout.evalues import (
     half_normal_log_e,
     pair_log_e,
     probability_best,
-    proportion_log_e,
+    projected_log_e,
 )
+from rollout.objective_tests import assess
+from rollout.objective_tests import report as _report
 from rollout.outcomes import Snapshot, value_of
-from rollout.spec import DeploymentPattern, Direction, ExperimentSpec, Exposure, Objective, TestingPattern
+from rollout.spec import DeploymentPattern, Direction, ExperimentSpec, Exposure, TestingPattern
 from rollout.state import ExperimentState
 from rollout.weights import cap_candidates, round_to_100
 from rollout.winner import WinnerAssessment, assess_winner
 
-CONFIRMATIONS = 3
-"""Looks in a row beyond its limit before a gauge without a test (a latency) counts as broken."""
-REPORT_CAP = 1e12
-"""E-values are reported up to this (decisions use the exact log)."""
+FUTILITY_FROM = 0.25
+"""Share of the budget (iterations) before a candidate can be dropped as futile."""
 
 
 @dataclass
@@ -146,50 +153,12 @@ def _means(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> 
     return out
 
 
-def _assess(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]
-            ) -> tuple[tuple[VersionAssessment, ...], dict[str, int], dict[str, dict[str, float]]]:
-    log_limit = math.log(max(1, len(spec.objectives)) / spec.sequential.alpha)
-    out: list[VersionAssessment] = []
-    breaks: dict[str, int] = {}
-    evalues: dict[str, dict[str, float]] = {}
-    for version in spec.version_names:
-        met: list[bool] = []
-        broken: list[str] = []
-        rollback = False
-        for objective in spec.objectives:
-            value = value_of(snapshot.get((objective.metric, version)))
-            met.append(within(objective, value))
-            key = f"{version}|{objective.metric}"
-            breaks[key] = 0 if met[-1] or value is None else int(old.get(key, 0)) + 1
-            log_e = _proportion(spec, snapshot, objective, version, value)
-            if log_e is not None:
-                evalues.setdefault(version, {})[objective.metric] = min(math.exp(min(log_e, 700)), REPORT_CAP)
-                sure, why = log_e >= log_limit, f"e-value {math.exp(min(log_e, 700)):.3g}"
-            else:
-                sure, why = breaks[key] >= CONFIRMATIONS, f"{breaks[key]} looks in a row"
-            if sure and value is not None:
-                broken.append(f"{objective.condition()} (got {value:g}, {why})")
-                rollback = rollback or objective.rollback_on_failure
-        out.append(VersionAssessment(version, tuple(met), tuple(broken), rollback))
-    return tuple(out), breaks, evalues
-
-
-def _proportion(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str,
-                value: float | None) -> float | None:
-    """Log e-value that a proportion breaks its limits, or None when the metric is no proportion."""
-    size = spec.metric(objective.metric).sample_size
-    n = value_of(snapshot.get((size, version))) if size else None
-    limits = [x for x in (objective.upper_limit, objective.lower_limit) if x is not None]
-    if value is None or n is None or n <= 0 or not 0 <= value <= 1 or not all(0 <= x <= 1 for x in limits):
-        return None
-    return proportion_log_e(value, n, objective.upper_limit, objective.lower_limit)
-
-
 def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState) -> Decision:
     settings, names = spec.sequential, spec.version_names
     old: Mapping[str, Any] = state.evidence if state.evidence.get("algorithm") == "sequential" else {}
     running: Mapping[str, Any] = old.get("running") or {}
-    assessments, breaks, objective_e = _assess(spec, snapshot, running.get("breaks", {}))
+    tests = assess(spec, snapshot, running.get("objectives") or {})
+    assessments = tests.assessments
     by_reward = bool(spec.rewards) and spec.testing_pattern in (TestingPattern.AB, TestingPattern.ABN)
     rewards = _Rewards()
     if by_reward:
@@ -197,26 +166,37 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
         rewards = kind(spec, snapshot, running)
     low = by_reward and spec.rewards[0].preferred_direction is Direction.LOW
     better = {(v, u): rewards.log_e[(u, v) if low else (v, u)] for v, u in rewards.log_e}
+    sign = -1.0 if low else 1.0
     log_thr = math.log(max(1, len(names) - 1) / settings.alpha)
     broken = {a.version for a in assessments if a.broken}
     beaten = {u for (v, u), log_e in better.items() if log_e >= log_thr}
+    futile = _futile(spec, state, rewards, sign, log_thr) - beaten if by_reward else set()
     feasible = {a.version for a in assessments if a.feasible} - broken
     decided = old.get("decided") if old.get("decided") in names else None
     if decided is None and by_reward and not rewards.stale:
-        decided = _winner(spec, better, log_thr, beaten | broken, feasible, rewards.samples)
+        decided = _winner(spec, better, log_thr, beaten | broken | futile, feasible, rewards.samples)
+    if decided and decided not in feasible:  # the reward's verdict stands; the version must be well
+        suspect, decided = decided, None
+    else:
+        suspect = None
     if by_reward:
-        why = _why(decided, better, log_thr, rewards.stale)
+        why = _why(spec, decided, better, log_thr, rewards, assessments, beaten | broken | futile)
+        if suspect:
+            unmet = next((a.unmet for a in assessments if a.version == suspect and a.unmet), ("",))
+            why = f"{suspect} won on the reward but is held back: {unmet[0]}"
         winner = WinnerAssessment((decided,) if decided else (), decided, why)
     else:
         winner = assess_winner(spec, assessments, snapshot)
-    sign = -1.0 if low else 1.0
+    in_play = {v for v in names if v not in beaten | broken | futile} | {names[0]}
     chances = probability_best({v: (sign * m, s) for v, (m, s) in rewards.estimate.items()
-                                 if v in feasible and v not in beaten} if by_reward else
-                                {v: (0.0, 1.0) for v in (winner.best_versions or names[:1])})
+                                if v in feasible and v in in_play} if by_reward else
+                               {v: (0.0, 1.0) for v in (winner.best_versions or names[:1])})
     if rewards.stale:
         weights = dict(state.weights)
     else:
-        weights = _weights(spec, state, chances, decided or (None if by_reward else winner.winner))
+        harm = {v: max(e.values(), default=1.0) for v, e in tests.evalues.items()}
+        weights = _weights(spec, state, chances, decided or (None if by_reward else winner.winner),
+                           in_play if by_reward else set(names), feasible, harm)
     base = names[0]
     evidence: dict[str, Any] = {
         "algorithm": "sequential", "alpha": settings.alpha, "threshold": math.exp(log_thr),
@@ -226,19 +206,48 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
         "eValueBaseline": {v: _report(better.get((base, v), 0.0)) for v in names[1:]},
         "probabilityBest": {v: chances.get(v, 0.0) for v in names},
         "samples": {v: rewards.samples.get(v, 0) for v in names},
-        "objectiveEValue": objective_e,
-        "running": {**rewards.running, "breaks": breaks},
+        "objectiveEValue": tests.evalues,
+        "running": {**rewards.running, "objectives": tests.running},
     }
-    if decided:
-        evidence["decided"] = decided
+    if futile:
+        evidence["futile"] = sorted(futile)
+    if by_reward and set(names) - in_play:
+        evidence["outOfPlay"] = sorted(set(names) - in_play)
+    if decided or suspect:
+        evidence["decided"] = decided or suspect
     if rewards.stale:
         evidence["stale"] = rewards.stale
-    return Decision(assessments, winner, weights, evidence, final=decided is not None)
+    if decided and decided not in tests.proven:
+        evidence["awaitingProof"] = decided  # the winner's objectives are not yet shown within limits
+        if state.iteration + 1 >= spec.total_iterations and decided != names[0]:
+            winner = WinnerAssessment((), None, f"{decided} won on the reward, but the budget ended before "
+                                                 "its error rates were shown within their limits")
+    return Decision(assessments, winner, weights, evidence, final=decided is not None and decided in tests.proven)
+
+
+def _futile(spec: ExperimentSpec, state: ExperimentState, rewards: _Rewards, sign: float,
+            log_thr: float) -> set[str]:
+    """Candidates that could not beat the baseline by the last iteration (see `projected_log_e`)."""
+    looks, budget = state.iteration + 1, spec.total_iterations
+    base = spec.baseline.name
+    if looks < max(2, FUTILITY_FROM * budget) or base not in rewards.estimate:
+        return set()
+    out = set()
+    mb, sb = rewards.estimate[base]
+    for v in spec.version_names[1:]:
+        if v in rewards.estimate:
+            mv, sv = rewards.estimate[v]
+            z = sign * (mv - mb) / math.sqrt(sv**2 + sb**2)
+            if projected_log_e(z, budget / looks) < log_thr:
+                out.add(v)
+    return out
 
 
 def _winner(spec: ExperimentSpec, better: Mapping[tuple[str, str], float], log_thr: float, out: set[str],
             feasible: set[str], samples: Mapping[str, int]) -> str | None:
     names, base = spec.version_names, spec.baseline.name
+    if all(v in out for v in names[1:]) and base in feasible:
+        return base  # no candidate left in play: keep the baseline
     if any(samples.get(v, 0) < spec.sequential.min_samples for v in names if v not in out):
         return None
     for v in names:
@@ -250,37 +259,56 @@ def _winner(spec: ExperimentSpec, better: Mapping[tuple[str, str], float], log_t
     return None
 
 
-def _why(winner: str | None, better: Mapping[tuple[str, str], float], log_thr: float,
-         stale: str) -> str:
-    if stale:
-        return f"no decision this iteration: {stale}"
+def _why(spec: ExperimentSpec, winner: str | None, better: Mapping[tuple[str, str], float], log_thr: float,
+         rewards: _Rewards, assessments: tuple[VersionAssessment, ...], out: set[str]) -> str:
+    if rewards.stale:
+        return f"no decision this iteration: {rewards.stale}"
     threshold = f"{math.exp(log_thr):.3g}"
     if winner:
+        if winner == spec.baseline.name and all(v in out for v in spec.version_names[1:]):
+            return f"{winner} kept: no candidate can still win (beaten, broken or futile)"
         return f"{winner} is best with evidence above {threshold}"
     if not better:
         return "no evidence yet"
     (v, u), log_e = max(better.items(), key=lambda item: (item[1], item[0]))
-    return f"no winner yet: strongest evidence {v} over {u} is {_report(log_e):.3g} < {threshold}"
-
-
-def _report(log_e: float) -> float:
-    return min(math.exp(min(log_e, 700.0)), REPORT_CAP)
+    if log_e < log_thr:
+        held = [f"{a.version} held back: {a.unmet[0]}" for a in assessments[1:] if a.unmet and a.version not in out]
+        return (f"no winner yet: strongest evidence {v} over {u} is {_report(log_e):.3g} < {threshold}"
+                + "".join(f"; {h}" for h in held[:1]))
+    lead = f"no winner yet: evidence {v} over {u} is {_report(log_e):.3g} >= {threshold}, but "
+    unmet = next((a.unmet for a in assessments if a.version == v and a.unmet), ())
+    if unmet:
+        return lead + f"{v} does not meet its objectives ({unmet[0]})"
+    short = [w for w in spec.version_names if w not in out and rewards.samples.get(w, 0) < spec.sequential.min_samples]
+    if short:
+        return lead + f"{', '.join(short)} below minSamples {spec.sequential.min_samples}"
+    return lead + f"{v} has not yet beaten every other version in play"
 
 
 def _weights(spec: ExperimentSpec, state: ExperimentState, chances: Mapping[str, float],
-             winner: str | None) -> dict[str, int]:
-    """Worked example: two versions, floor 5, P(best) 0.8 for the candidate, old 100/0, caps 100
-    and 10: target = 5 + 90*0.2 = 23 / 5 + 90*0.8 = 77; the candidate may rise by 10: 90/10."""
+             winner: str | None, in_play: set[str], feasible: set[str], harm: Mapping[str, float]) -> dict[str, int]:
+    """Worked example: two versions, exposure time, floor 5, P(best) 0.8 for the candidate, old
+    100/0, caps 100 and 10: target = 5 + 90*0.2 = 23 / 5 + 90*0.8 = 77; the candidate may rise by
+    10: 90/10. With exposure requests the target is 50/50 (both in play): 90/10 as well, then 80/20
+    ... up to 50/50 until a decision. A futile candidate's target is 0: 100/0. A candidate held back
+    by an objective whose test's e-value is 4 gets floor / 4 = 1.25, rounded: 99/1."""
     names = spec.version_names
     if spec.deployment_pattern is DeploymentPattern.FIXED_SPLIT:
         return {name: int(state.weights.get(name, 0)) for name in names}
     if winner or spec.deployment_pattern is DeploymentPattern.BLUE_GREEN:
         target = [Fraction(100 if name == (winner or names[0]) else 0) for name in names]
     else:
-        floor = min(Fraction(spec.sequential.exploration_floor), Fraction(100, len(names)))
-        raw = [Fraction(chances.get(name, 0.0)) for name in names]
-        total = sum(raw) or Fraction(1)
+        playing = [n for n in names if n in in_play]
+        floor = min(Fraction(spec.sequential.exploration_floor), Fraction(100, len(playing)))
+        held = {n: floor / Fraction(max(1.0, harm.get(n, 1.0))) for n in playing[1:] if n not in feasible}
+        free = [n for n in playing if n not in held]
+        if spec.sequential.exposure is Exposure.REQUESTS:
+            raw = [Fraction(1 if n in feasible else 0) for n in free]
+        else:
+            raw = [Fraction(chances.get(n, 0.0)) for n in free]
         if not any(raw):
             raw[0] = Fraction(1)
-        target = [floor + (100 - len(names) * floor) * p / total for p in raw]
+        total, rest = sum(raw), 100 - sum(held.values()) - len(free) * floor
+        share = {**held, **{n: floor + rest * p / total for n, p in zip(free, raw, strict=True)}}
+        target = [share.get(n, Fraction(0)) for n in names]
     return round_to_100(names, cap_candidates(spec, state.weights, target))

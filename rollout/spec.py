@@ -183,6 +183,17 @@ class Reward(Model):
     preferred_direction: Direction = Direction.HIGH
 
 
+class QuantileTest(Model):
+    """How the `sequential` algorithm tests a quantile objective (a p95 latency) from histogram buckets."""
+
+    objective: MetricRef
+    """The objective's metric, e.g. `95th-percentile-tail-latency` (its upperLimit is the limit)."""
+    quantile: Annotated[Number, AfterValidator(in_range(0, 1, open_ends=True))]
+    """The quantile that metric reports, e.g. 0.95."""
+    slow_count: MetricRef
+    """Metric counting requests slower than the histogram bucket at or above the limit."""
+
+
 class SequentialSettings(Model):
     """Settings of the `sequential` algorithm (ignored by `iter8-v2`)."""
 
@@ -194,6 +205,8 @@ class SequentialSettings(Model):
     """Weight (percent) every version keeps while the experiment runs."""
     exposure: Exposure = Exposure.TIME
     """What count-reward events are compared per: elapsed time (same for every version) or requests."""
+    quantile_tests: tuple[QuantileTest, ...] = ()
+    """Quantile objectives tested on bucket counts; other latency objectives are tested on means."""
 
 
 class ExperimentSettings(Model):
@@ -291,12 +304,20 @@ class ExperimentSpec(ExperimentSettings):
         return name
 
     @model_validator(mode="after")
-    def _exposure_needs_request_count(self) -> ExperimentSpec:
+    def _sequential_references(self) -> ExperimentSpec:
+        problems: list[tuple[Loc, str]] = []
         if (self.request_count is None and self.algorithm is Algorithm.SEQUENTIAL
                 and self.sequential.exposure is Exposure.REQUESTS):
-            raise_problems(type(self).__name__, [(("requestCount",), "sequential.exposure 'requests' needs "
-                                                                     "requestCount (the metric counting requests)")],
-                           None)
+            problems.append((("requestCount",), "sequential.exposure 'requests' needs requestCount (the metric "
+                                                "counting requests)"))
+        tests = self.sequential.quantile_tests
+        where = ("sequential", "quantileTests")
+        problems += unknown_metrics([((*where, i, "slowCount"), t.slow_count) for i, t in enumerate(tests)],
+                                    {m.name for m in self.metrics})
+        limited = {o.metric for o in self.objectives if o.upper_limit is not None}
+        problems += [((*where, i, "objective"), f"{t.objective!r} is no objective with an upperLimit")
+                     for i, t in enumerate(tests) if t.objective not in limited]
+        raise_problems(type(self).__name__, problems, None)
         return self
 
     @staticmethod

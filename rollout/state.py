@@ -14,7 +14,10 @@ from typing import Any
 RUNNING = "Running"
 COMPLETED = "Completed"
 FAILED = "Failed"
-STAGES = (RUNNING, COMPLETED, FAILED)
+PAUSED = "Paused"
+"""Weights held and iterations stopped until a person resumes, aborts or promotes (a control)."""
+STAGES = (RUNNING, PAUSED, COMPLETED, FAILED)
+FINAL_STAGES = (COMPLETED, FAILED)
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,15 @@ class ExperimentState:
     """What the algorithm based its last decision on (e-values, probabilities, sample sizes)."""
     history: tuple[dict[str, Any], ...] = ()
     messages: tuple[str, ...] = ()
+    applied_control: dict[str, Any] | None = None
+    """The last operator control applied (`control` config), so the same control applies once."""
+    notifications: tuple[dict[str, Any], ...] = ()
+    """The deliveries of the last `up` that had something to tell (one per event and webhook)."""
 
     @property
     def finished(self) -> bool:
-        return self.stage != RUNNING
+        """Completed or Failed: nothing changes any more."""
+        return self.stage in FINAL_STAGES
 
     def evolve(self, **changes: Any) -> ExperimentState:
         return replace(self, **changes)
@@ -60,6 +68,8 @@ class ExperimentState:
             "evidence": self.evidence,
             "history": list(self.history),
             "messages": list(self.messages),
+            "appliedControl": self.applied_control,
+            "notifications": list(self.notifications),
         }
 
     @classmethod
@@ -83,6 +93,8 @@ class ExperimentState:
             evidence=dict(_mapping(outs, "evidence")),
             history=tuple(_list(outs, "history", Mapping)),
             messages=tuple(_list(outs, "messages", str)),
+            applied_control=dict(_mapping(outs, "appliedControl")) or None,
+            notifications=tuple(_list(outs, "notifications", Mapping)),
         )
 
 

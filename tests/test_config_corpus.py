@@ -200,8 +200,8 @@ class CorpusMocks(pulumi.runtime.Mocks):
             return args.resource_id, {"spec": {"clusterIP": "10.96.0.42"}}
         return f"{args.name}-id", dict(args.inputs)
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
 
 
 @pytest.mark.timeout(900)
@@ -216,7 +216,7 @@ def test_the_program_runs_or_reports_a_config_error(monkeypatch: pytest.MonkeyPa
     pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v for k, v in engine_strings(config).items()}, secret_keys=[])
     monkeypatch.setattr(pulumi, "export", lambda name, value: None)
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> None:
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 

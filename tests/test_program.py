@@ -49,8 +49,8 @@ class Mocks(pulumi.runtime.Mocks):
             return args.resource_id, {"spec": {"clusterIP": "10.96.0.42"}}
         return f"{args.name}-id", dict(args.inputs)
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
 
 
 RUNNING = {"stage": "Running", "iteration": 3, "weights": {"iris-v1": 70, "iris-v2": 30},
@@ -72,7 +72,7 @@ def run_program(monkeypatch: pytest.MonkeyPatch, state: dict[str, Any],
                                   secret_keys=[f"seldon-rollout:{k}" for k in secret_keys])
     monkeypatch.setattr(pulumi, "export", lambda name, value: recorded.exports.__setitem__(name, value))
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> None:
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
@@ -84,7 +84,7 @@ def resolve(value: Any) -> Any:
     """The value of an Output whose inputs are all known (mocks resolve everything)."""
     box: list[Any] = []
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def read() -> Any:
         return pulumi.Output.from_input(value).apply(box.append)
 
@@ -170,7 +170,7 @@ def test_no_load_jobs_when_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
 def is_secret(value: Any) -> bool:
     box: list[bool] = []
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def read() -> Any:
         output = pulumi.Output.from_input(value)
         return pulumi.Output.all(output, output.is_secret()).apply(lambda both: box.append(both[1]))

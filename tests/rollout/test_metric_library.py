@@ -183,3 +183,21 @@ def test_version_without_traffic(prometheus: SessionPrometheus, session: request
     for metric in NO_TRAFFIC_ZERO:
         assert snap[(metric, version)] == Observed(0.0), f"{metric}: {snap[(metric, version)]}"
     assert snap[("request-count", "baseline")] == Observed(1200.0)
+
+
+def test_service_regexes_select_exactly_predictions_and_feedback_of_the_server_family() -> None:
+    """PromQL regexes are fully anchored: checked against every `service` value docs/seldon-metrics.md lists."""
+    import re
+
+    from components.metric_library import FEEDBACK_SERVICE, FEEDBACK_SERVICES, PREDICTION_SERVICE, PREDICTION_SERVICES
+    from tests.localenv.seldon_families import SERVICE
+
+    server = {(kind, value) for (family, _, _), pair in SERVICE.items() if family == "server"
+              for kind, value in zip(("prediction", "feedback"), pair, strict=True) if value}
+    others = {"/seldon.protos.Seldon/Metadata", "/inference.GRPCInferenceService/ModelMetadata", "predictions-x",
+              "/tensorflow.serving.PredictionService/GetModelMetadata", "metadata"}
+    for kind, value in sorted(server) + [("other", o) for o in sorted(others)]:
+        assert bool(re.fullmatch(PREDICTION_SERVICE, value)) is (kind == "prediction"), value
+        assert bool(re.fullmatch(FEEDBACK_SERVICE, value)) is (kind == "feedback"), value
+    assert {v for k, v in server if k == "prediction"} == set(PREDICTION_SERVICES)
+    assert {v for k, v in server if k == "feedback"} == set(FEEDBACK_SERVICES)

@@ -1,0 +1,69 @@
+"""The issue's targets, checked on the benchmark's figures: each line PASS or MISS, with the oracle beside."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+
+from benchmarks.report import Figures, Target, pct
+from benchmarks.world import SCENARIOS
+
+LONG, SEED = "60-looks", "10-looks"
+NULLS = ("null-10s", "null-60s", "null-600s")
+
+
+def fixed_horizon_seconds(key: str, power: float, alpha: float = 0.05) -> float:
+    """Seconds a one-look z-test on the log rate ratio (even split) needs for `power` at level `alpha`:
+    (z_alpha + z_power)^2 * (1/rate_baseline + 1/rate_candidate) / log(ratio)^2, rates in events/s."""
+    s = next(x for x in SCENARIOS if x.key == key)
+    base, cand = s.versions[0].reward, s.versions[-1].reward
+    per = s.request_rate / len(s.versions) if s.traffic_driven else 1.0
+    z = NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(power)
+    return z**2 * (1 / (base * per) + 1 / (cand * per)) / math.log(cand / base) ** 2
+
+
+def targets(rows: Sequence[Figures]) -> list[Target]:
+    by = {(f.budget, f.scenario, f.contender): f for f in rows}
+
+    def seq(scenario: str, budget: str = LONG) -> Figures:
+        return by[(budget, scenario, "sequential")]
+
+    def oracle(scenario: str, budget: str = LONG) -> str:
+        o = by[(budget, scenario, "oracle")]
+        return (f"oracle {pct(o.correct)} correct, {pct(o.false_promotion)} false promotions, "
+                f"{pct(o.broken_traffic)} traffic to broken, {o.median_decision_s:.0f} s")
+
+    out = []
+    for budget in (SEED, LONG):
+        for key in NULLS:
+            f = seq(key, budget)
+            low, high = f.false_promotion_ci
+            out.append(Target(f"{budget}, {key}: false promotions of equal versions <= 5% (upper end of the 95% CI)",
+                              high <= 0.05, f"{pct(f.false_promotion)} [{pct(low)}, {pct(high)}] in {f.runs} runs; "
+                              + oracle(key, budget)))
+    small = seq("small")
+    out.append(Target("small difference: >= 95% correct within the hour", small.correct >= 0.95,
+                      f"{pct(small.correct)}; {oracle('small')}"))
+    out.append(Target("small difference: median time to decision <= 20 min", small.median_decision_s <= 1200,
+                      f"{small.median_decision_s:.0f} s; a fixed-horizon test needs "
+                      f"{fixed_horizon_seconds('small', 0.95):.0f} s for 95% power"))
+    seed = seq("seed")
+    out.append(Target("seed's rewards: >= 99% correct", seed.correct >= 0.99, f"{pct(seed.correct)}; {oracle('seed')}"))
+    out.append(Target("seed's rewards: median time to decision <= 120 s", seed.median_decision_s <= 120,
+                      f"{seed.median_decision_s:.0f} s; a fixed-horizon test needs "
+                      f"{fixed_horizon_seconds('seed', 0.95):.0f} s for 95% power, "
+                      f"{fixed_horizon_seconds('seed', 0.99):.0f} s for 99%"))
+    flaky = seq("flaky")
+    for key in ("broken", "slow"):
+        f, anchor = seq(key), by[(LONG, key, "iter8-v2")]
+        fewer = (f.broken_traffic or 0) <= (anchor.broken_traffic or 0)
+        out.append(Target(f"{key} candidate: traffic to it <= iter8-v2's", fewer,
+                          f"{pct(f.broken_traffic)} vs {pct(anchor.broken_traffic)}; {oracle(key)}"))
+        out.append(Target(f"{key} candidate: rolled back or kept out (baseline kept) in >= 99% of runs",
+                          f.correct >= 0.99, f"{pct(f.correct)}"))
+    out.append(Target("healthy candidate with errors below the limit: false rollbacks <= 1%",
+                      flaky.false_rollback <= 0.01,
+                      f"{pct(flaky.false_rollback)} vs iter8-v2 {pct(by[(LONG, 'flaky', 'iter8-v2')].false_rollback)}; "
+                      + oracle("flaky")))
+    return out

@@ -1,0 +1,143 @@
+"""Objectives under `sequential` as tests: quantiles from bucket counts, means from _sum/_count, the
+level of each under repeated looks, and what the reward test gains (futility, proof before promotion)."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from components.latency_metrics import quantile_test, slow_request_metric
+from components.metric_library import SEED_METRICS
+from rollout.engine import iterate, start
+from rollout.outcomes import Observed, Outcome
+from rollout.sequential import sequential_decision
+from rollout.spec import ExperimentSpec
+from rollout.state import COMPLETED, FAILED
+from rollout.validation import parse_experiment
+from tests.rollout.factories import seed_experiment
+from tests.rollout.test_sequential import V1, V2, observed, snap, state_after
+
+SLOW = slow_request_metric(5000)["name"]
+
+
+def spec_with_quantile_test(**overrides: Any) -> ExperimentSpec:
+    return parse_experiment(seed_experiment(
+        algorithm="sequential", iterationsPerLoop=100, metrics=[*SEED_METRICS, slow_request_metric(5000)],
+        sequential={"quantileTests": [quantile_test("95th-percentile-tail-latency", 0.95, 5000)]}, **overrides))
+
+
+def version(feedback: float, requests: float, slow: float, p95: float, mean: float = 40.0,
+            errors: float = 0.0) -> dict[str, Outcome]:
+    return {**observed(feedback, requests, errors), SLOW: Observed(slow),
+            "95th-percentile-tail-latency": Observed(p95), "mean-latency": Observed(mean)}
+
+
+def test_a_p95_breach_is_confirmed_from_bucket_counts_and_rolls_back() -> None:
+    spec = spec_with_quantile_test()
+    state = start(spec, 0.0)
+    base = version(70, 400, 0, 200)
+    # 4 of 40 requests slower than 5 s (10%, twice the 5% a p95 allows): leans, not confirmed.
+    few = sequential_decision(spec, snap(iris_v1=base, iris_v2=version(100, 40, 4, 6000)), state)
+    assert not few.assessments[1].rollback and not few.assessments[1].feasible
+    assert "slow share" in few.assessments[1].unmet[0] and "not confirmed" in few.assessments[1].unmet[0]
+    # 48 of 400 (12%): confirmed; the engine rolls the candidate back.
+    many = snap(iris_v1=base, iris_v2=version(100, 400, 48, 6500))
+    assert sequential_decision(spec, many, state).assessments[1].rollback
+    ended = iterate(spec, many, state, 10.0)
+    assert ended.stage == FAILED and "slow share e-value" in ended.messages[0]
+
+
+def test_a_p95_reading_over_the_limit_with_few_slow_requests_is_no_breach() -> None:
+    # histogram_quantile interpolates inside a wide bucket: a reading over 5000 ms while only 4% of
+    # requests are slower than 5 s. The count, not the interpolation, is what the test uses.
+    spec = spec_with_quantile_test()
+    decision = sequential_decision(spec, snap(iris_v1=version(70, 400, 0, 200), iris_v2=version(100, 1000, 40, 5200)),
+                                   start(spec, 0.0))
+    assert decision.assessments[1].feasible and not decision.assessments[1].broken
+
+
+def _null_breaches(share: float, runs: int, looks: int, per_look: int) -> tuple[float, float]:
+    """Share of runs whose slow-share test ever breaks the limit, and a naive z-test at 5% repeated."""
+    spec = spec_with_quantile_test()
+    breaks = naive = 0
+    for run in range(runs):
+        rng = random.Random(run)
+        state, n, slow = start(spec, 0.0), 0, 0
+        broke = rejected = False
+        for _ in range(looks):
+            n += per_look
+            slow += sum(rng.random() < share for _ in range(per_look))
+            d = sequential_decision(spec, snap(iris_v1=version(70, n, 0, 200), iris_v2=version(100, n, slow, 200)), state)
+            state = state_after(d, state)
+            broke = broke or d.assessments[1].rollback
+            rejected = rejected or (slow / n - 0.05) / math.sqrt(0.05 * 0.95 / n) > 1.645
+        breaks += broke
+        naive += rejected
+    return breaks / runs, naive / runs
+
+
+def test_the_slow_share_test_keeps_its_level_at_the_limit_under_repeated_looks() -> None:
+    level, naive = _null_breaches(0.05, runs=200, looks=40, per_look=25)
+    assert level <= 0.05 / 3  # its share of alpha (three objectives)
+    assert naive >= 0.15  # the same looks with a fixed-level test: false alarms pile up
+
+
+def _mean_run(seed: int, mean: float, looks: int = 40, per_look: int = 50, limit: float = 2000.0) -> bool:
+    """Log-normal latencies (log-sd 1.2) with this mean; cumulative mean-latency as `_sum / _count`."""
+    spec = parse_experiment(seed_experiment(algorithm="sequential", iterationsPerLoop=100,
+                                            objectives=[{"metric": "mean-latency", "upperLimit": limit}]))
+    rng = random.Random(seed)
+    sigma = 1.2
+    mu = math.log(mean) - sigma**2 / 2
+    state, n, total = start(spec, 0.0), 0, 0.0
+    for _ in range(looks):
+        n += per_look
+        total += sum(rng.lognormvariate(mu, sigma) for _ in range(per_look))
+        outcomes = {**observed(70, n), "mean-latency": Observed(total / n)}
+        d = sequential_decision(spec, snap(iris_v1={**observed(70, n), "mean-latency": Observed(40.0)},
+                                           iris_v2=outcomes), state)
+        state = state_after(d, state)
+        if d.assessments[1].rollback:
+            return True
+    return False
+
+
+def test_mean_latency_is_tested_on_batch_means_and_keeps_its_level() -> None:
+    at_limit = sum(_mean_run(seed, 2000.0) for seed in range(150)) / 150
+    assert at_limit <= 0.05
+    slow = sum(_mean_run(seed, 3000.0) for seed in range(50)) / 50
+    assert slow >= 0.9
+
+
+def _engine(spec: ExperimentSpec, data: Any, looks: int) -> list[Any]:
+    state = start(spec, 0.0)
+    states = []
+    for look in range(1, looks + 1):
+        state = iterate(spec, data(look), state, 10.0 * look)
+        states.append(state)
+        if state.finished:
+            break
+    return states
+
+
+def test_equal_versions_end_early_as_futile_and_keep_the_baseline() -> None:
+    spec = parse_experiment(seed_experiment(algorithm="sequential", iterationsPerLoop=40, objectives=[]))
+    states = _engine(spec, lambda k: snap(iris_v1=observed(10 * k, 50 * k), iris_v2=observed(10 * k, 50 * k)), 40)
+    assert states[-1].stage == COMPLETED and states[-1].promoted == V1
+    assert len(states) < 40  # decided before the budget
+    assert any(V2 in s.evidence.get("futile", []) for s in states)
+
+
+def test_a_winner_whose_error_rate_is_not_shown_is_not_promoted_at_the_budget_end() -> None:
+    spec = parse_experiment(seed_experiment(algorithm="sequential", iterationsPerLoop=12,
+                                            objectives=[{"metric": "error-rate", "upperLimit": 0.01}]))
+    # A clear reward winner with 20 requests per look and no errors: 240 requests cannot show an
+    # error rate below 1% at the objectives' threshold, so the baseline is kept.
+    states = _engine(spec, lambda k: snap(iris_v1=observed(7 * k, 20 * k), iris_v2=observed(14 * k, 20 * k)), 12)
+    assert any(s.winner == V2 for s in states)
+    assert states[-1].promoted == V1
+    assert "awaitingProof" in states[-2].evidence
+    # With 200 requests per look the error rate is shown within its limit: promoted, early.
+    states = _engine(spec, lambda k: snap(iris_v1=observed(7 * k, 200 * k), iris_v2=observed(14 * k, 200 * k)), 12)
+    assert states[-1].promoted == V2 and len(states) < 12
