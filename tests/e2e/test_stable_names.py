@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.project import copy_project, write_stack_config
+from tests.fixtures.live import LivePrometheus
 from tests.toolchain.plugin import PulumiCli
 
 STACK = "names"
@@ -20,8 +21,10 @@ IRIS_V3 = {"name": "iris-v3", "namespace": "ns-candidate-2",
 IRIS_V2 = {**IRIS_V3, "name": "iris-v2", "namespace": "ns-candidate"}
 
 
-def config(tmp_path: Path, candidates: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"renderDirectory": str(tmp_path / "rendered"), "load": {"enabled": False}, "candidates": candidates}
+def config(tmp_path: Path, prometheus: LivePrometheus, candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """Manifests rendered, no load; a live Prometheus, which the experiment asks before it starts."""
+    return {"renderDirectory": str(tmp_path / "rendered"), "load": {"enabled": False}, "candidates": candidates,
+            "prometheusUrl": prometheus.url}
 
 
 def steps(cli: PulumiCli, project: Path) -> dict[str, list[str]]:
@@ -45,9 +48,9 @@ def as_named_by_position(state: str) -> str:
 
 @pytest.mark.timeout(600)
 def test_a_stack_named_by_position_keeps_its_resources_when_a_candidate_is_added(
-        tmp_path: Path, pulumi_cli: PulumiCli) -> None:
+        tmp_path: Path, pulumi_cli: PulumiCli, live_prometheus: LivePrometheus) -> None:
     project = copy_project(tmp_path / "project")
-    write_stack_config(project, STACK, config(tmp_path, [IRIS_V2]))
+    write_stack_config(project, STACK, config(tmp_path, live_prometheus, [IRIS_V2]))
     pulumi_cli.run("stack", "init", STACK, cwd=project)
     pulumi_cli.run("up", "--yes", "--skip-preview", cwd=project, stack=STACK)
     exported = pulumi_cli.run("stack", "export", cwd=project, stack=STACK).stdout
@@ -62,7 +65,7 @@ def test_a_stack_named_by_position_keeps_its_resources_when_a_candidate_is_added
     assert set(same) <= {"iris-v1-sdep"} and set(same.get("iris-v1-sdep", ["update"])) == {"update"}, same
 
     # A second candidate: its resources are created, the running versions' are left where they are.
-    write_stack_config(project, STACK, config(tmp_path, [IRIS_V2, IRIS_V3]))
+    write_stack_config(project, STACK, config(tmp_path, live_prometheus, [IRIS_V2, IRIS_V3]))
     added = steps(pulumi_cli, project)
     assert {name: ops for name, ops in added.items() if name.startswith("iris-v3")} == {
         "iris-v3": ["create"], "iris-v3-ns": ["create"], "iris-v3-sdep": ["create"]}
