@@ -50,6 +50,10 @@ experiment = Experiment(
     prometheus={"url": settings.prometheus_url, "timeoutSeconds": settings.prometheus_timeout_seconds,
                 "verifyTls": settings.prometheus_verify_tls, "caBundle": settings.prometheus_ca_bundle},
     prometheus_auth=auth,
+    # An operator's pause/resume/abort/promote, applied once at the next `up` (rollout/control.py).
+    control=settings.control.to_input(),
+    # Webhooks (secret URLs), told after each decision of what happened (rollout/notify.py).
+    notifications=[{"url": h.url, "format": h.format} for h in settings.notifications] or None,
 )
 
 # Models: the baseline serves the promoted version's model once the experiment is over.

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     ConfigDict,
+    Field,
     StrictBool,
     ValidationError,
     ValidationInfo,
@@ -129,6 +130,42 @@ class ExperimentConfig(ExperimentSettings):
     )
 
 
+class ControlConfig(Model):
+    """An operator's control (rollout/control.py); no action = none."""
+
+    action: Literal["pause", "resume", "abort", "promote"] | None = None
+    version: str | None = None
+    """The version to promote (promote only)."""
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _version(self) -> ControlConfig:
+        if self.action == "promote" and not self.version:
+            raise_problems("ControlConfig", [(("version",), "is required to promote (the version's name)")], self)
+        if self.action != "promote" and self.version:
+            raise_problems("ControlConfig", [(("version",), f"is only for promote, not {self.action}")], self)
+        return self
+
+    def to_input(self) -> dict[str, Any] | None:
+        return None if self.action is None else {"action": self.action, "version": self.version,
+                                                 "reason": self.reason or ""}
+
+
+def _webhook_url(value: str) -> str:
+    """Never echoed in a message: the URL is a secret (it often carries a token)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("url", "must be an http:// or https:// URL (not shown: it is secret)")
+    return value
+
+
+class Webhook(Model):
+    """Where notifications go: a URL (secret) and the payload's format."""
+
+    url: Annotated[str, AfterValidator(_webhook_url), Field(repr=False)]
+    format: Literal["generic", "slack"] = "generic"
+
+
 class StackConfig(Model):
     """Every key of the `seldon-rollout` config namespace but the secrets. Field order matters: a check that
     joins keys sits on the later one, and runs when the earlier ones are valid."""
@@ -164,6 +201,19 @@ class StackConfig(Model):
     prometheus_ca_bundle: str = ""
     prometheus_username: str = ""
     experiment: ExperimentConfig = ExperimentConfig()
+    control: ControlConfig = ControlConfig()
+    notifications: tuple[Webhook, ...] = ()
+
+    @field_validator("control")
+    @classmethod
+    def _control_version(cls, control: ControlConfig, info: ValidationInfo) -> ControlConfig:
+        baseline, candidates = info.data.get("baseline"), info.data.get("candidates")
+        if control.version and baseline and candidates is not None:
+            names = [v.name for v in (baseline, *candidates)]
+            if control.version not in names:
+                raise_problems("control", [(("version",), f"{control.version!r} is not a version "
+                                                          f"(one of {', '.join(names)})")], control)
+        return control
 
     @field_validator("render_directory")
     @classmethod

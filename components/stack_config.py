@@ -18,6 +18,8 @@ from rollout.validation import Problem, problems_of, reference_problems
 PROJECT = "seldon-rollout"
 SECRET_KEYS = ("prometheusToken", "prometheusPassword")
 """Read only as secrets (`config.get_secret`), never into the settings."""
+SECRET_SETTINGS = ("notifications",)
+"""Read into the settings, but refused unless stored encrypted (the webhook URLs carry tokens)."""
 _FIELDS = {field.alias: field for field in StackConfig.model_fields.values()}
 
 
@@ -49,6 +51,10 @@ def load_stack_config(values: Mapping[str, Any], secret: Collection[str] = ()) -
     """
     plain_secrets = [Problem(key, f"stored in plaintext; set it with `pulumi config set --secret {key} <value>`")
                      for key in SECRET_KEYS if values.get(key) and key not in secret]
+    plain_secrets += [Problem(key, f"stored in plaintext; set each URL with `pulumi config set --secret --path "
+                                   f"'{key}[0].url' <url>`")
+                      for key in SECRET_SETTINGS
+                      if _decode(key, values.get(key)) not in (None, "", []) and key not in secret]
     raw = {key: _decode(key, value) for key, value in values.items() if key not in SECRET_KEYS}
     try:
         settings = StackConfig.model_validate(raw)

@@ -20,6 +20,8 @@ class VersionAssessment:
     """True when a broken objective asks for rollback on failure."""
     unmet: tuple[str, ...] = ()
     """Why each unmet objective is unmet (no data, measured beyond the limit, confirmed broken)."""
+    freeze: bool = False
+    """True when a broken objective asks to freeze (hold and pause) on failure."""
 
     @property
     def feasible(self) -> bool:
@@ -41,15 +43,16 @@ def assess_versions(spec: ExperimentSpec, snapshot: Snapshot) -> tuple[VersionAs
         met: list[bool] = []
         broken: list[str] = []
         unmet: list[str] = []
-        rollback = False
+        rollback = freeze = False
         for objective in spec.objectives:
             value = value_of(snapshot.get((objective.metric, version.name)))
             ok = within(objective, value)
             met.append(ok)
             if not ok and value is not None:
                 broken.append(f"{objective.condition()} (got {value:g})")
-                rollback = rollback or objective.rollback_on_failure
+                rollback = rollback or (objective.rollback_on_failure and objective.on_failure == "rollback")
+                freeze = freeze or (objective.rollback_on_failure and objective.on_failure == "freeze")
             if not ok:
                 unmet.append(broken[-1] if value is not None else f"{objective.metric} has no data yet")
-        out.append(VersionAssessment(version.name, tuple(met), tuple(broken), rollback, tuple(unmet)))
+        out.append(VersionAssessment(version.name, tuple(met), tuple(broken), rollback, tuple(unmet), freeze))
     return tuple(out)

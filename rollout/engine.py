@@ -13,7 +13,7 @@ from rollout.audit import audit, decision_inputs, unmet
 from rollout.decision import Decision, iter8_v2
 from rollout.outcomes import Failed, NoData, Observed, Snapshot
 from rollout.spec import Algorithm, ExperimentSpec
-from rollout.state import COMPLETED, FAILED, RUNNING, ExperimentState
+from rollout.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
 from rollout.templating import elapsed_seconds
 from rollout.weights import baseline_only
 
@@ -132,6 +132,18 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
         return _record(state, spec, snapshot, now, iteration=iteration, held=False, weights=weights,
                        winner=winner, **extra, reason=reason, values=values, **unmet(assessments))
 
+    frozen = [a for a in decision.assessments[1:] if a.freeze and not a.rollback]
+    if frozen and not rolled_back:
+        # Freeze: hold the weights in force and pause for a person (control: resume, abort or promote).
+        # The iteration does not count: nothing was decided.
+        reason = "; ".join(f"{a.version} broke {', '.join(a.broken)}" for a in frozen)
+        message = (f"Frozen: {reason}; weights held at {', '.join(f'{v} {w}%' for v, w in state.weights.items())}. "
+                   "Set the control to resume, abort or promote")
+        return state.evolve(values=values, assessments=assessments, evidence=decision.evidence,
+                            consecutive_errors=0, last_iteration_at=now, stage=PAUSED, messages=(message,),
+                            history=_record(state, spec, snapshot, now, iteration=state.iteration, held=True,
+                                            weights=dict(state.weights), winner=None, reason=message,
+                                            values=values, frozen=True, **unmet(assessments)))
     if rolled_back:
         reason = "; ".join(f"{a.version} broke {', '.join(a.broken)}" for a in rolled_back)
         weights = baseline_only(spec)

@@ -44,26 +44,27 @@ class Event:
 
 
 def _last(record: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    history = (record or {}).get("history") or []
-    last = history[-1] if history else None
+    history = record.get("history") if isinstance(record, Mapping) else None
+    last = history[-1] if isinstance(history, (list, tuple)) and history else None
     return last if isinstance(last, Mapping) else None
 
 
 def _first_message(record: Mapping[str, Any]) -> str:
-    messages = record.get("messages") or []
-    return str(messages[0]) if messages else ""
+    messages = record.get("messages")
+    return str(messages[0]) if isinstance(messages, (list, tuple)) and messages else ""
 
 
 def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]:
     """What happened between two records, in the order a person would tell it."""
-    if old is None:
+    if not isinstance(old, Mapping):  # a new experiment (or a stored record unreadable: start afresh)
         return [Event("started", _first_message(new), new)]
     found = []
     entry, before = _last(new), _last(old)
     if entry is not None and entry != before:
         if entry.get("control"):
             control = entry["control"]
-            found.append(Event("control", str(control.get("summary") or control.get("action") or control), new))
+            summary = control.get("summary") or control.get("action") if isinstance(control, Mapping) else control
+            found.append(Event("control", f"{summary}: {entry.get('reason', '')}", new))
         elif entry.get("held"):
             found.append(Event("held", str(entry.get("reason") or _first_message(new)), new))
     stage, was = new.get("stage"), old.get("stage")

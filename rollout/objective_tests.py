@@ -117,7 +117,7 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> 
         met: list[bool] = []
         broken: list[str] = []
         unmet: list[str] = []
-        rollback = False
+        rollback = freeze = False
         for objective in spec.objectives:
             value = value_of(snapshot.get((objective.metric, version)))
             met.append(within(objective, value))
@@ -134,14 +134,15 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> 
                 met[-1] = log_e <= LEAN  # with a test, held back only while the evidence leans to a breach
             if log_e is not None and log_e >= log_limit:
                 broken.append(f"{got}, {test} e-value {report(log_e):.3g} >= {limit_text})")
-                rollback = rollback or objective.rollback_on_failure
+                rollback = rollback or (objective.rollback_on_failure and objective.on_failure == "rollback")
+                freeze = freeze or (objective.rollback_on_failure and objective.on_failure == "freeze")
                 unmet.append(broken[-1])
             elif not met[-1]:
                 why = (f"{test} e-value {report(log_e):.3g} > 1 leans to a breach, not confirmed "
                        f"(< {limit_text})" if log_e is not None
                        else "no test for this metric: holds the version back, never rolls it back")
                 unmet.append(f"{got}, {why})")
-        out.append(VersionAssessment(version, tuple(met), tuple(broken), rollback, tuple(unmet)))
+        out.append(VersionAssessment(version, tuple(met), tuple(broken), rollback, tuple(unmet), freeze))
         if safe:
             proven.add(version)
     return ObjectiveTests(tuple(out), running, evalues, frozenset(proven))

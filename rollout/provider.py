@@ -27,7 +27,9 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from pulumi.runtime import rpc
 
 from rollout.collect import collect_snapshot
+from rollout.control import Control, apply_control
 from rollout.engine import abandon, is_due, iterate, start
+from rollout.notify import Webhook, deliver, events
 from rollout.prometheus import BackendError, Credentials, PrometheusClient, PrometheusSettings, redact
 from rollout.spec import ExperimentSpec
 from rollout.state import ExperimentState, StateError
@@ -35,7 +37,7 @@ from rollout.validation import parse_experiment, validate
 
 RECORD_KEYS = ("name", "spec", "prometheusUrl", "stage", "startedAt", "lastIterationAt", "iteration",
                "consecutiveErrors", "weights", "winner", "promoted", "assessments", "values", "evidence",
-               "history", "messages")
+               "history", "messages", "appliedControl", "notifications")
 """The experiment record: the resource outputs people read (`describe` takes this)."""
 
 RESTART_FIELDS = ("name", "versions")
@@ -119,6 +121,36 @@ def _outputs(spec_inputs: Mapping[str, Any], prometheus: Mapping[str, Any], spec
     }
 
 
+def _webhooks(raw: Any) -> list[Webhook]:
+    """The `notifications` input (a secret list of url and format, checked by the stack's schema)."""
+    if not isinstance(raw, (list, tuple)):
+        return []
+    return [Webhook(str(h["url"]), str(h.get("format") or "generic"))
+            for h in raw if isinstance(h, Mapping) and isinstance(h.get("url"), str)]
+
+
+def _notified(before: Mapping[str, Any] | None, outs: dict[str, Any], hooks: list[Webhook],
+              now: float) -> dict[str, Any]:
+    """The outputs with this `up`'s deliveries recorded: in `notifications`, and in the history entry
+    this `up` wrote (if any). Sent after the decision; a failed delivery changes nothing else."""
+    if not hooks:
+        return outs
+    found = events(before, outs)
+    if not found:
+        return outs
+    results = deliver(found, hooks)
+    outs = {**outs, "notifications": results}
+    history = list(outs.get("history") or [])
+    if history and isinstance(history[-1], Mapping) and history[-1].get("time") == now:
+        history[-1] = {**history[-1], "notifications": results}
+        outs["history"] = history
+    failed = [r for r in results if not r.get("ok")]
+    if failed:
+        outs["messages"] = [*(outs.get("messages") or []),
+                            f"{len(failed)} of {len(results)} notification(s) not delivered: {failed[0]['error']}"]
+    return outs
+
+
 def _has_unknowns(value: Any) -> bool:
     if isinstance(value, str) and value == rpc.UNKNOWN:
         return True
@@ -150,6 +182,9 @@ class ExperimentProvider(ResourceProvider):
                 return DiffResult(changes=True, replaces=["experiment"], delete_before_replace=False)
         if olds.get("inputsHash") != inputs_hash(experiment, prometheus):
             return DiffResult(changes=True)
+        control = Control.from_input(news.get("control"))
+        if control is not None and control != Control.from_input(olds.get("appliedControl")):
+            return DiffResult(changes=True)  # a control takes effect now, inside the interval too
         try:
             spec = parse_experiment(experiment)
             state = stored_state(spec, olds)
@@ -166,9 +201,12 @@ class ExperimentProvider(ResourceProvider):
             except BackendError as err:
                 raise PreflightError(f"prometheusUrl {settings.shown_url}: {err}; the experiment was not "
                                      "started and no traffic was shifted") from None
-        state = start(spec, time.time())
+        now = time.time()
+        state = start(spec, now)
         state = state.evolve(messages=(*state.messages, f"Prometheus {version} answered at {settings.shown_url}"))
-        return CreateResult(id_=spec.name, outs=_outputs(props["experiment"], props["prometheus"], spec, state))
+        state = apply_control(spec, state, Control.from_input(props.get("control")), now)
+        outs = _outputs(props["experiment"], props["prometheus"], spec, state)
+        return CreateResult(id_=spec.name, outs=_notified(None, outs, _webhooks(props.get("notifications")), now))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = parse_experiment(news["experiment"])
@@ -177,12 +215,14 @@ class ExperimentProvider(ResourceProvider):
             state = stored_state(spec, olds)
         except StateError as err:
             state = abandon(spec, str(err), now)
+        state = apply_control(spec, state, Control.from_input(news.get("control")), now)
         if is_due(spec, state, now):
             with PrometheusClient(prometheus_settings(news["prometheus"]),
                                   _credentials(news.get("prometheusAuth"))) as client:
                 snapshot = collect_snapshot(spec, client, state.started_at, now)
             state = iterate(spec, snapshot, state, now)
-        return UpdateResult(outs=_outputs(news["experiment"], news["prometheus"], spec, state))
+        outs = _outputs(news["experiment"], news["prometheus"], spec, state)
+        return UpdateResult(outs=_notified(olds, outs, _webhooks(news.get("notifications")), now))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
@@ -200,11 +240,15 @@ class Experiment(pulumi.dynamic.Resource, module="rollout", name="Experiment"):
     def __init__(self, name: str, *, experiment: pulumi.Input[Mapping[str, Any]],
                  prometheus: pulumi.Input[Mapping[str, Any]],
                  prometheus_auth: pulumi.Input[Mapping[str, Any]] | None = None,
+                 control: pulumi.Input[Mapping[str, Any]] | None = None,
+                 notifications: pulumi.Input[list[Mapping[str, Any]]] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
             "experiment": experiment,
             "prometheus": prometheus,
             "prometheusAuth": pulumi.Output.secret(prometheus_auth) if prometheus_auth is not None else None,
+            "control": control,
+            "notifications": pulumi.Output.secret(notifications) if notifications else None,
         }
         for key in (*RECORD_KEYS, "inputsHash"):
             props[key] = None

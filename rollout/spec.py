@@ -155,7 +155,11 @@ class Objective(Model):
     upper_limit: Number | None = None
     lower_limit: Number | None = None
     rollback_on_failure: StrictBool = True
-    """When a candidate breaks this limit, send it 0% at once and end the experiment."""
+    """When a candidate breaks this limit, act at once (onFailure); false: Iter8's way, the candidate
+    keeps only its exploration share."""
+    on_failure: Literal["rollback", "freeze"] = "rollback"
+    """rollback: the candidate to 0% and the experiment Failed; freeze: weights held and the experiment
+    Paused, for a person to resume, abort or promote (the `control` key)."""
 
     @model_validator(mode="after")
     def _limits(self) -> Objective:
