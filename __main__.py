@@ -47,8 +47,7 @@ auth = pulumi.Output.all(token, password).apply(
 experiment = Experiment(
     "experiment",
     experiment=experiment_spec,
-    prometheus={"url": settings.prometheus_url, "timeoutSeconds": settings.prometheus_timeout_seconds,
-                "verifyTls": settings.prometheus_verify_tls, "caBundle": settings.prometheus_ca_bundle},
+    prometheus=settings.prometheus_input(),
     prometheus_auth=auth,
     # An operator's pause/resume/abort/promote, applied once at the next `up` (rollout/control.py).
     control=settings.control.to_input(),

@@ -306,6 +306,11 @@ class StackConfig(Model):
     def kubeconfig_path(self) -> str:
         return os.path.expandvars(os.path.expanduser(self.kubeconfig))
 
+    def prometheus_input(self) -> dict[str, Any]:
+        """The Experiment's `prometheus` input (credentials go separately, as a secret)."""
+        return {"url": self.prometheus_url, "timeoutSeconds": self.prometheus_timeout_seconds,
+                "verifyTls": self.prometheus_verify_tls, "caBundle": self.prometheus_ca_bundle}
+
     def metrics(self) -> tuple[Metric, ...]:
         return library(self.extra_metrics)
 

@@ -1,6 +1,7 @@
 """`python -m rollout describe|assert|plot`: read an experiment record, from a file or stdin.
 
 `python -m rollout run -s STACK`: run the stack's experiment to its end, one `pulumi up` per interval.
+`python -m rollout preview -s STACK`: what the next iteration would decide, changing nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from pathlib import Path
 from rollout.describe import describe, unmet
 from rollout.record import ExperimentRecord, RecordError, experiment_record
 from rollout.runner import add_arguments, run_command
+
+
+def add_dry_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-s", "--stack", required=True, help="the stack (e.g. dev)")
+    parser.add_argument("-C", "--cwd", default=".", help="the Pulumi project directory (default: .)")
 
 
 def _load(path: str) -> ExperimentRecord:
@@ -41,9 +47,15 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("-o", "--output", default="build/experiment.png", help="PNG to write")
     run = sub.add_parser("run", help="one `pulumi up` per interval until the experiment ends")
     add_arguments(run)
+    dry = sub.add_parser("preview", help="what the next iteration would decide, changing nothing (a dry run)")
+    add_dry_run_arguments(dry)
     args = parser.parse_args(argv)
     if args.command == "run":
         return run_command(args, sys.stdout, sys.stderr)
+    if args.command == "preview":
+        from rollout.dryrun import preview_command
+
+        return preview_command(args, sys.stdout, sys.stderr)
     try:
         record = _load(args.file)
     except RecordError as err:

@@ -60,15 +60,17 @@ def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]
         return [Event("started", _first_message(new), new)]
     found = []
     entry, before = _last(new), _last(old)
+    by_control = False
     if entry is not None and entry != before:
         if entry.get("control"):
+            by_control = True  # the control's own event says what it did to the stage
             control = entry["control"]
             summary = control.get("summary") or control.get("action") if isinstance(control, Mapping) else control
             found.append(Event("control", f"{summary}: {entry.get('reason', '')}", new))
         elif entry.get("held"):
             found.append(Event("held", str(entry.get("reason") or _first_message(new)), new))
     stage, was = new.get("stage"), old.get("stage")
-    if stage != was:
+    if stage != was and not by_control:
         if stage == "Failed":
             message = _first_message(new)
             kind = "rolled-back" if message.startswith("Rolled back") else "failed"

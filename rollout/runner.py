@@ -186,8 +186,8 @@ class Runner:
         self.out.flush()
 
 
-def automation_up(stack_name: str, work_dir: Path, create: bool) -> Up:
-    """One `pulumi up` of `stack_name` through the Automation API (a local workspace on the project).
+def select_stack(stack_name: str, work_dir: Path, create: bool) -> Any:
+    """The stack, in a local workspace on the project, through the Automation API.
 
     The CLI is the `pulumi` on PATH: the one `make toolchain` builds (scripts/pulumi-env puts it
     first), or a user's own.
@@ -210,6 +210,14 @@ def automation_up(stack_name: str, work_dir: Path, create: bool) -> Up:
                        f"{stack_name}`, or pass --create)") from None
     except auto.errors.CommandError as err:
         raise RunError(_last_lines(str(err))) from None
+    return stack
+
+
+def automation_up(stack_name: str, work_dir: Path, create: bool) -> Up:
+    """One `pulumi up` of `stack_name` per call (see select_stack)."""
+    from pulumi import automation as auto
+
+    stack = select_stack(stack_name, work_dir, create)
 
     def up(line: Callable[[str], None]) -> Mapping[str, Any]:
         try:

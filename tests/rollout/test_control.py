@@ -104,3 +104,25 @@ def test_no_control_is_no_change() -> None:
     assert apply_control(SPEC, state, None, 35.0) is state
     assert Control.from_input(None) is None and Control.from_input({}) is None
     assert Control.from_input({"action": "promote", "version": V2}) == Control("promote", V2, "")
+
+
+def test_freeze_on_failure_holds_the_weights_and_pauses_for_a_person() -> None:
+    from tests.rollout.factories import SEED_OBJECTIVES
+
+    seed: list[dict[str, Any]] = [dict(o) for o in SEED_OBJECTIVES]  # type: ignore[call-overload]
+    objectives = [dict(o, onFailure="freeze") if "error-rate" in o["metric"] else o for o in seed]
+    spec = seed_spec(objectives=objectives)
+    state = start(spec, 0.0)
+    for i in range(3):
+        state = iterate(spec, snapshot(**{V1: healthy(10.0), V2: healthy(20.0)}), state, 10.0 * (i + 1))
+    frozen = iterate(spec, snapshot(**{V1: healthy(10.0), V2: healthy(20.0, error_rate=0.05)}), state, 40.0)
+    assert (frozen.stage, frozen.weights, frozen.iteration) == (PAUSED, {V1: 70, V2: 30}, 3)
+    assert frozen.messages[0].startswith("Frozen: iris-v2 broke error-rate <= 0.01")
+    assert frozen.history[-1]["frozen"] is True and frozen.history[-1]["weights"] == {V1: 70, V2: 30}
+    assert not is_due(spec, frozen, 1000.0)
+    # A person decides: abort rolls back, as `rollback` would have done at once.
+    aborted = apply_control(spec, frozen, Control("abort", reason="errors confirmed"), 60.0)
+    assert (aborted.stage, aborted.weights) == (FAILED, {V1: 100, V2: 0})
+    # The same break under the default (rollback) ends the experiment at once.
+    rolled = iterate(SPEC, snapshot(**{V1: healthy(10.0), V2: healthy(20.0, error_rate=0.05)}), running(), 40.0)
+    assert (rolled.stage, rolled.weights) == (FAILED, {V1: 100, V2: 0})

@@ -157,3 +157,13 @@ def test_an_unreachable_receiver_never_shows_its_url() -> None:
 def test_nothing_to_send_sends_nothing(fresh: Receiver) -> None:
     assert deliver([], [Webhook(fresh.url)]) == []
     assert fresh.received == []
+
+
+def test_a_control_is_one_event_and_its_promotion_another() -> None:
+    old = rec(history=[{"time": 1.0}])
+    entry = {"time": 2.0, "reason": "Promoted iris-v2 by control",
+             "control": {"action": "promote", "version": "iris-v2", "summary": "promote iris-v2 (approved)"}}
+    new = rec(stage="Completed", promoted="iris-v2", history=[{"time": 1.0}, entry])
+    found = events(old, new)
+    assert kinds(found) == ["control", "promoted"]
+    assert found[0].reason == "promote iris-v2 (approved): Promoted iris-v2 by control"
