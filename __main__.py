@@ -52,7 +52,7 @@ experiment = Experiment(
     # An operator's pause/resume/abort/promote, applied once at the next `up` (rollout/control.py).
     control=settings.control.to_input(),
     # Webhooks (secret URLs), told after each decision of what happened (rollout/notify.py).
-    notifications=[{"url": h.url, "format": h.format} for h in settings.notifications] or None,
+    webhooks=[{"url": h.url, "format": h.format} for h in settings.notifications] or None,
 )
 
 # Models: the baseline serves the promoted version's model once the experiment is over.

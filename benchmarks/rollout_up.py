@@ -4,13 +4,16 @@ Runs on its own (`venv/bin/python benchmarks/rollout_up.py [--runs N]`, or `make
 private local API server, the data plane and a Prometheus scraping it, then times `pulumi up` with
 the real engine. Rollout ups: intervalSeconds 1, so every `up` runs an iteration (queries, decision,
 new weights into the VirtualService). No-op ups: the same stack with the interval set to an hour,
-so `diff` says nothing is due and nothing changes. Prints medians, spreads and the ratio; it reports,
-it does not judge (exit 0), since this machine is shared and noisy.
+so `diff` says nothing is due and nothing changes. Runner ups: the same no-op `up` through the
+runner's Automation API call (`rollout/runner.py`), alternated with plain ones, for the runner's
+overhead per iteration. Prints medians, spreads and the ratios; it reports, it does not judge
+(exit 0), since this machine is shared and noisy.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -19,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rollout.runner import automation_up
 from tests.e2e.localenv import DataPlane, Rollout, new_prometheus, seed_config
 from tests.e2e.project import write_stack_config
 from tests.toolchain.plugin import make_pulumi_cli, require_executables, start_cluster, stop_cluster
@@ -73,6 +77,17 @@ def main() -> int:
                 noops.append(timed(rollout))
                 assert rollout.record()["iteration"] == before
                 print(f"  no-op up {i + 1}: {noops[-1]:.2f} s", flush=True)
+            os.environ.update({**cli.env, "PATH": f"{cli.env['SELDON_ROLLOUT_CACHE']}/bin:{os.environ['PATH']}",
+                               "PULUMI_SKIP_UPDATE_CHECK": "true",
+                               "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true"})
+            runner_up = automation_up("bench", rollout.project, create=False)
+            plain, through_runner = [], []
+            for i in range(args.runs):  # alternated, so that the machine's load drifts on both alike
+                plain.append(timed(rollout))
+                start = time.perf_counter()
+                runner_up(lambda line: None)
+                through_runner.append(time.perf_counter() - start)
+                print(f"  plain up {i + 1}: {plain[-1]:.2f} s, runner up: {through_runner[-1]:.2f} s", flush=True)
             rollout.destroy()
         finally:
             if prometheus is not None:
@@ -84,6 +99,9 @@ def main() -> int:
     print(describe("rollout `pulumi up`", rollouts))
     print(describe("no-op `pulumi up`", noops))
     print(f"{'ratio of medians':<28} {statistics.median(rollouts) / statistics.median(noops):6.2f} x")
+    print(describe("plain no-op `pulumi up`", plain))
+    print(describe("the runner's no-op `up`", through_runner))
+    print(f"{'runner / plain':<28} {statistics.median(through_runner) / statistics.median(plain):6.2f} x")
     return 0
 
 

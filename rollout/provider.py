@@ -122,7 +122,8 @@ def _outputs(spec_inputs: Mapping[str, Any], prometheus: Mapping[str, Any], spec
 
 
 def _webhooks(raw: Any) -> list[Webhook]:
-    """The `notifications` input (a secret list of url and format, checked by the stack's schema)."""
+    """The `webhooks` input (the stack's `notifications`: a secret list of url and format, checked by the
+    stack's schema)."""
     if not isinstance(raw, (list, tuple)):
         return []
     return [Webhook(str(h["url"]), str(h.get("format") or "generic"))
@@ -206,7 +207,7 @@ class ExperimentProvider(ResourceProvider):
         state = state.evolve(messages=(*state.messages, f"Prometheus {version} answered at {settings.shown_url}"))
         state = apply_control(spec, state, Control.from_input(props.get("control")), now)
         outs = _outputs(props["experiment"], props["prometheus"], spec, state)
-        return CreateResult(id_=spec.name, outs=_notified(None, outs, _webhooks(props.get("notifications")), now))
+        return CreateResult(id_=spec.name, outs=_notified(None, outs, _webhooks(props.get("webhooks")), now))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = parse_experiment(news["experiment"])
@@ -222,7 +223,7 @@ class ExperimentProvider(ResourceProvider):
                 snapshot = collect_snapshot(spec, client, state.started_at, now)
             state = iterate(spec, snapshot, state, now)
         outs = _outputs(news["experiment"], news["prometheus"], spec, state)
-        return UpdateResult(outs=_notified(olds, outs, _webhooks(news.get("notifications")), now))
+        return UpdateResult(outs=_notified(olds, outs, _webhooks(news.get("webhooks")), now))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
@@ -241,14 +242,15 @@ class Experiment(pulumi.dynamic.Resource, module="rollout", name="Experiment"):
                  prometheus: pulumi.Input[Mapping[str, Any]],
                  prometheus_auth: pulumi.Input[Mapping[str, Any]] | None = None,
                  control: pulumi.Input[Mapping[str, Any]] | None = None,
-                 notifications: pulumi.Input[list[Mapping[str, Any]]] | None = None,
+                 webhooks: pulumi.Input[list[Mapping[str, Any]]] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
             "experiment": experiment,
             "prometheus": prometheus,
             "prometheusAuth": pulumi.Output.secret(prometheus_auth) if prometheus_auth is not None else None,
             "control": control,
-            "notifications": pulumi.Output.secret(notifications) if notifications else None,
+            # Not `notifications`: that name is the record's (the deliveries), set to None below.
+            "webhooks": pulumi.Output.secret(webhooks) if webhooks else None,
         }
         for key in (*RECORD_KEYS, "inputsHash"):
             props[key] = None

@@ -317,3 +317,24 @@ def test_a_credential_stored_in_plain_text_is_refused(monkeypatch: pytest.Monkey
     assert f"seldon-rollout:{key}: stored in plaintext; set it with" in str(err.value)
     assert f"pulumi config set --secret {key}" in str(err.value)
     assert TOKEN not in str(err.value)
+
+
+def test_control_and_notifications_reach_the_experiment_and_the_urls_only_as_a_secret(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = "https://hooks.example.com/services/T0/B0/s3cr3t-hook"
+    rec = run_program(monkeypatch, RUNNING,
+                      config={"control": {"action": "promote", "version": "iris-v2", "reason": "approved"},
+                              "notifications": [{"url": hook, "format": "slack"}]},
+                      secret_keys=("prometheusToken", "prometheusPassword", "notifications"))
+    inputs = rec.one(EXPERIMENT_TYPE, "experiment")
+    assert inputs["control"] == {"action": "promote", "version": "iris-v2", "reason": "approved"}
+    webhooks = inputs["webhooks"]  # wrapped as a secret: encrypted in the state
+    assert webhooks[rpc._special_sig_key] == rpc._special_secret_sig
+    assert webhooks["value"] == [{"url": hook, "format": "slack"}]
+    assert hook not in json.dumps({k: v for k, v in inputs.items() if k not in ("webhooks", "__provider")})
+
+
+def test_notifications_in_plain_text_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(Exception, match=r"seldon-rollout:notifications: stored in plaintext") as err:
+        run_program(monkeypatch, RUNNING, config={"notifications": [{"url": "https://hooks.example.com/x"}]})
+    assert "hooks.example.com" not in str(err.value)
