@@ -4,48 +4,25 @@ runner (`python -m rollout run`) and its exit codes, Ctrl-C during an `up`, the 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.localenv import DataPlane, Rollout, new_prometheus, seed_config
+from tests.e2e.localenv import DataPlane, Rollout, seed_config
 from tests.fixtures.live import LivePrometheus
-from tests.toolchain.plugin import LocalCluster, PulumiCli, require_executables
+from tests.fixtures.webhooks import WebhookReceiver
+from tests.toolchain.plugin import LocalCluster, PulumiCli
 
 pytestmark = pytest.mark.timeout(900)
 BASELINE, CANDIDATE = "iris-v1", "iris-v2"
 INTERVAL = 5
-
-
-@pytest.fixture(scope="module")
-def plane(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
-    require_executables(("pulumi", "pulumi-resource-kubernetes"))
-    dp = DataPlane(local_cluster, tmp_path_factory.mktemp("dataplane"))
-    try:
-        yield dp
-    finally:
-        dp.stop()
-
-
-@pytest.fixture(scope="module")
-def plane_prometheus(plane: DataPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePrometheus]:
-    server = new_prometheus(tmp_path_factory.mktemp("plane-prometheus"), plane)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -196,37 +173,14 @@ def test_dry_run_says_what_the_next_iteration_would_do_and_changes_nothing(rollo
     assert {k: int(v) for k, v in rollout.record()["weights"].items()} == {BASELINE: 95, CANDIDATE: 5}
 
 
-@dataclass
-class Receiver:
-    url: str = ""
-    status: int = 200
-    received: list[dict[str, Any]] = field(default_factory=list)
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            state.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(state.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook/t0ken-e2e-9d1"
-    yield state
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(path="/hook/t0ken-e2e-9d1") as server:
+        yield server
 
 
 def test_notifications_arrive_and_a_failing_receiver_changes_no_decision(rollout: Rollout,
-                                                                         receiver: Receiver) -> None:
+                                                                         receiver: WebhookReceiver) -> None:
     set_config(rollout, "notifications[0].url", receiver.url, secret=True)
     rollout.up()
     assert [m["event"] for m in receiver.received] == ["started"]

@@ -17,34 +17,14 @@ from typing import Any
 import pytest
 
 from components.latency_metrics import quantile_test, slow_request_metric
-from tests.e2e.localenv import DataPlane, Rollout, new_prometheus, seed_config
+from tests.e2e.localenv import DataPlane, Rollout, seed_config
 from tests.fixtures.live import LivePrometheus
-from tests.toolchain.plugin import LocalCluster, PulumiCli, require_executables
+from tests.toolchain.plugin import LocalCluster, PulumiCli
 
 pytestmark = pytest.mark.timeout(900)
 BASELINE, CANDIDATE = "iris-v1", "iris-v2"
 BUDGET, BROKEN_BUDGET, INTERVAL = 40, 15, 5
 P95 = "95th-percentile-tail-latency"
-
-
-@pytest.fixture(scope="module")
-def plane(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
-    require_executables(("pulumi", "pulumi-resource-kubernetes"))
-    dp = DataPlane(local_cluster, tmp_path_factory.mktemp("dataplane"))
-    try:
-        yield dp
-    finally:
-        dp.stop()
-
-
-@pytest.fixture(scope="module")
-def plane_prometheus(plane: DataPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePrometheus]:
-    server = new_prometheus(tmp_path_factory.mktemp("plane-prometheus"), plane)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 def sequential_config(cluster: LocalCluster, plane: DataPlane, prometheus: LivePrometheus,

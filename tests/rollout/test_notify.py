@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from rollout.notify import Event, Webhook, deliver, events
+from tests.fixtures.webhooks import WebhookReceiver
 
 SPEC = {"name": "iris-ab", "intervalSeconds": 10, "versions": [{"name": "iris-v1"}, {"name": "iris-v2"}]}
 
@@ -81,48 +79,19 @@ def test_payload_formats() -> None:
         "text": "[iris-ab] promoted: iris-v2 promoted (stage Completed, iteration 1, iris-v1 0%, iris-v2 100%)"}
 
 
-@dataclass
-class Receiver:
-    url: str = ""
-    status: int = 200
-    delay: float = 0.0
-    received: list[dict[str, Any]] = field(default_factory=list)
-
-
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.received.append(json.loads(body))
-            if state.delay:
-                time.sleep(state.delay)  # the failure being tested: a receiver slower than the timeout
-            self.send_response(state.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    yield state
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as server:
+        yield server
 
 
 @pytest.fixture
-def fresh(receiver: Receiver) -> Receiver:
-    receiver.status, receiver.delay = 200, 0.0
-    receiver.received.clear()
+def fresh(receiver: WebhookReceiver) -> WebhookReceiver:
+    receiver.reset()
     return receiver
 
 
-def test_each_event_reaches_each_webhook_once(fresh: Receiver) -> None:
+def test_each_event_reaches_each_webhook_once(fresh: WebhookReceiver) -> None:
     found = [Event("completed", "done", rec(stage="Completed")), Event("promoted", "iris-v2 promoted", rec())]
     results = deliver(found, [Webhook(fresh.url, "generic"), Webhook(fresh.url, "slack")])
     assert [(r["event"], r["hook"], r["ok"], r.get("status")) for r in results] == [
@@ -132,14 +101,14 @@ def test_each_event_reaches_each_webhook_once(fresh: Receiver) -> None:
         "completed", "[iris-ab] completed:", "promoted", "[iris-ab] promoted: "]
 
 
-def test_a_failing_receiver_is_recorded_once_without_raising(fresh: Receiver) -> None:
+def test_a_failing_receiver_is_recorded_once_without_raising(fresh: WebhookReceiver) -> None:
     fresh.status = 503
     results = deliver([Event("held", "no data", rec())], [Webhook(fresh.url)])
     assert results == [{"event": "held", "hook": 0, "ok": False, "status": 503, "error": "HTTP 503"}]
     assert len(fresh.received) == 1  # one attempt, no retry
 
 
-def test_a_slow_receiver_times_out_quickly(fresh: Receiver) -> None:
+def test_a_slow_receiver_times_out_quickly(fresh: WebhookReceiver) -> None:
     fresh.delay = 1.0
     started = time.monotonic()
     results = deliver([Event("held", "no data", rec())], [Webhook(fresh.url)], timeout=0.2)
@@ -154,7 +123,7 @@ def test_an_unreachable_receiver_never_shows_its_url() -> None:
     assert "hunter2" not in json.dumps(results) and "127.0.0.1" not in json.dumps(results)
 
 
-def test_nothing_to_send_sends_nothing(fresh: Receiver) -> None:
+def test_nothing_to_send_sends_nothing(fresh: WebhookReceiver) -> None:
     assert deliver([], [Webhook(fresh.url)]) == []
     assert fresh.received == []
 
