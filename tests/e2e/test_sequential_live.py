@@ -95,7 +95,10 @@ def test_a_candidate_failing_three_times_the_error_limit_is_never_promoted(rollo
         assert "iris-v2 broke error-rate <= 0.01" in final["messages"][0] and "e-value" in final["messages"][0]
     else:  # held back until the budget ended: the baseline kept, and the record says why
         assert (final["stage"], final["promoted"]) == ("Completed", BASELINE)
-        assert "error-rate" in final["history"][-1]["reason"], final["history"][-1]["reason"]
+        # The record says why: the candidate missed its error-rate objective (the budget's last entry
+        # gives the completion; the entries before it name the unmet objective).
+        unmet = [u for h in final["history"] for u in (h.get("unmet") or {}).get(CANDIDATE, [])]
+        assert any("error-rate" in u for u in unmet), final["history"][-3:]
     # The candidate's measured error rate was above the limit and its test leaned to a breach.
     assert final["values"]["error-rate"][CANDIDATE]["value"] > 0.01
     assert max(r["evidence"].get("objectiveEValue", {}).get(CANDIDATE, {}).get("error-rate", 0.0)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.e2e.project import copy_project, write_stack_config
+from tests.fixtures.live import LivePrometheus
 from tests.toolchain.plugin import (
     ENGINE,
     PROVIDER,
@@ -48,15 +49,16 @@ def render(project: Path, pulumi_cli: PulumiCli, stack: str, directory: Path, **
 
 
 @pytest.mark.timeout(900)
-def test_the_dev_stack_renders_and_its_manifests_pass_a_server_side_dry_run(tmp_path: Path,
-                                                                           pulumi_cli: PulumiCli) -> None:
+def test_the_dev_stack_renders_and_its_manifests_pass_a_server_side_dry_run(
+        tmp_path: Path, pulumi_cli: PulumiCli, live_prometheus: LivePrometheus) -> None:
     require_executables(ENGINE + PROVIDER + SERVER)
     project = copy_project(tmp_path / "project")
     # Provider 4.25 rejects a kubeconfig beside renderYamlToDirectory, and the SDK copies $KUBECONFIG
     # into the provider's kubeconfig when none is given: the program passes "" in render mode.
     (tmp_path / "elsewhere.kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
     pulumi_cli.extra_env["KUBECONFIG"] = str(tmp_path / "elsewhere.kubeconfig")
-    objects = render(project, pulumi_cli, STACK, tmp_path / "rendered")
+    # The experiment asks Prometheus for its build info before it starts (render mode too): a live one.
+    objects = render(project, pulumi_cli, STACK, tmp_path / "rendered", prometheusUrl=live_prometheus.url)
     found = sorted((doc["kind"], doc["metadata"].get("namespace", ""), doc["metadata"]["name"]) for _, doc in objects)
     assert found == sorted([
         ("Namespace", "", "ns-baseline"), ("Namespace", "", "ns-candidate"), ("Namespace", "", "iter8-seldon"),
@@ -66,7 +68,8 @@ def test_the_dev_stack_renders_and_its_manifests_pass_a_server_side_dry_run(tmp_
         ("Job", "default", "fortio-irisv2-rewards")]), found
     vs = next(doc for _, doc in objects if doc["kind"] == "VirtualService")
     assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [100, 0], "the experiment's first weights"
-    as_crd = render(project, pulumi_cli, "render-crd", tmp_path / "rendered-crd", metricsAsCrd=True)
+    as_crd = render(project, pulumi_cli, "render-crd", tmp_path / "rendered-crd", metricsAsCrd=True,
+                    prometheusUrl=live_prometheus.url)
     metrics = [doc for _, doc in as_crd if doc["kind"] == "Metric"]
     library = next(doc for _, doc in objects if doc["kind"] == "ConfigMap")
     assert len(metrics) == len(library["data"]) and {m["apiVersion"] for m in metrics} == {"iter8.tools/v2alpha2"}
