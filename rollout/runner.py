@@ -116,6 +116,42 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def diagnostics(lines: list[str]) -> list[str]:
+    """The errors of a failed `up`, as the engine's Diagnostics section gives them, without its noise.
+
+    Each `error:` line starts a block, and lines indented deeper continue it. Warnings, resource
+    headers and the engine's "unhandled error" line go; a provider's Python traceback is cut to its
+    exception's message (the first line back at the block's depth).
+    """
+    try:
+        start = next(i for i, text in enumerate(lines) if text.strip() == "Diagnostics:")
+    except StopIteration:
+        return []
+    found: list[str] = []
+    kind, depth = "", 0  # the block being read: "error", "traceback", "skip" or "" (none)
+    for text in lines[start + 1:]:
+        stripped = text.strip()
+        if stripped in ("Resources:", "Outputs:") or stripped.startswith("Duration:"):
+            break
+        if not stripped:
+            continue
+        at = len(text) - len(text.lstrip())
+        if stripped.startswith(("error:", "warning:")):
+            message = stripped.split(":", 1)[1].strip()
+            kind, depth = ("skip" if stripped.startswith("warning:") or "an unhandled error occurred" in message
+                           else "traceback" if message.startswith("Traceback (most recent call last)") else "error"), at
+            if kind == "error":
+                found.append(message)
+        elif kind == "traceback" and at == depth:
+            found.append(stripped.split(": ", 1)[-1])  # `module.SomeError: message` -> message
+            kind = ""
+        elif kind == "error" and at > depth:
+            found.append("  " + stripped)
+        elif at <= depth:
+            kind = ""  # a resource's header ends the block
+    return found
+
+
 Up = Callable[[Callable[[str], None]], Mapping[str, Any]]
 """Runs one `pulumi up`, passing each output line to the callback; returns the stack's outputs."""
 
@@ -157,8 +193,10 @@ class Runner:
 
     def _one_up(self, n: int) -> dict[str, Any] | None:
         log_path = self.log_dir / f"up-{n}.log"
+        seen: list[str] = []
         with log_path.open("w") as log:
             def line(text: str) -> None:
+                seen.append(text)
                 log.write(text + "\n")
                 log.flush()
 
@@ -169,6 +207,9 @@ class Runner:
                 if self.interrupt.event.is_set():
                     self._say(f"interrupted: pulumi up #{n} was cancelled (log: {log_path})")
                     return None
+                why = diagnostics(seen)
+                if why:
+                    raise RunError(f"pulumi up #{n} failed (log: {log_path}):\n  " + "\n  ".join(why)) from None
                 raise RunError(f"pulumi up #{n} failed: {err} (log: {log_path})") from None
             finally:
                 self.interrupt.in_up = False

@@ -210,3 +210,46 @@ def test_cli_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "has no Pulumi.yaml" in err and "Traceback" not in err
     assert main(["run", "-s", "dev", "--max-iterations", "0"]) == ERROR
+
+
+CONFIG_ERROR = """Updating (bad):
+ +  pulumi:pulumi:Stack seldon-rollout-bad creating (0s) error: invalid stack config:
+Diagnostics:
+  pulumi:pulumi:Stack (seldon-rollout-bad):
+    warning: using pulumi-resource-kubernetes from $PATH at /somewhere/pulumi-resource-kubernetes
+    error: invalid stack config:
+      seldon-rollout:prometheusUrl: must not carry credentials (user:password@)
+      seldon-rollout:experiment.intervalSeconds: must be a whole number, got 'fast'
+    error: an unhandled error occurred: Program exited with non-zero exit code: 1
+
+Resources:
+    + 1 created
+    1 errored
+""".splitlines()
+
+PREFLIGHT = """Diagnostics:
+  pulumi:pulumi:Stack (seldon-rollout-dev):
+    error: update failed
+  pulumi-python:dynamic/rollout:Experiment (experiment):
+    error: Traceback (most recent call last):
+      File "/x/pulumi/dynamic/__main__.py", line 84, in wrapper
+        return fn(self, request, context)
+               ^^^^^^^^^^^^^^^^^^^^^^^^^^
+      File "/x/rollout/provider.py", line 167, in create
+        raise PreflightError(f"prometheusUrl {settings.shown_url}: {err}")
+    rollout.provider.PreflightError: prometheusUrl http://127.0.0.1:9090: cannot reach it: Connection refused
+
+Resources:
+""".splitlines()
+
+
+def test_a_failed_up_is_told_by_its_diagnostics_without_noise() -> None:
+    from rollout.runner import diagnostics
+
+    assert diagnostics(CONFIG_ERROR) == [
+        "invalid stack config:",
+        "  seldon-rollout:prometheusUrl: must not carry credentials (user:password@)",
+        "  seldon-rollout:experiment.intervalSeconds: must be a whole number, got 'fast'"]
+    assert diagnostics(PREFLIGHT) == [
+        "update failed", "prometheusUrl http://127.0.0.1:9090: cannot reach it: Connection refused"]
+    assert diagnostics(["Updating (dev):", "error: something"]) == []
