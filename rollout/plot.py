@@ -33,7 +33,7 @@ def plot_history(record: ExperimentRecord, path: Path) -> Path:
     for ax, metric in zip((row[0] for row in axes[1:]), metrics, strict=True):
         seen: list[float] = []
         for v in versions:
-            series = [h["values"].get(metric, {}).get(v) for h in history]
+            series = [(h.get("values") or {}).get(metric, {}).get(v) for h in history]  # none on a control's entry
             seen += [x for x in series if isinstance(x, (int, float))]
             ax.plot(iterations, series, marker=".", label=v)
         top = max((abs(x) for x in seen), default=0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,3 +127,20 @@ def test_freeze_on_failure_holds_the_weights_and_pauses_for_a_person() -> None:
     # The same break under the default (rollback) ends the experiment at once.
     rolled = iterate(SPEC, snapshot(**{V1: healthy(10.0), V2: healthy(20.0, error_rate=0.05)}), running(), 40.0)
     assert (rolled.stage, rolled.weights) == (FAILED, {V1: 100, V2: 0})
+
+
+def test_describe_and_plot_read_a_record_with_controls(tmp_path: Path) -> None:
+    import json
+
+    from rollout.__main__ import main
+    from rollout.provider import _outputs
+
+    state = apply_control(SPEC, running(), Control("pause", reason="dashboards"), 35.0)
+    state = apply_control(SPEC, state, Control("promote", version=V2), 45.0)
+    record = {k: v for k, v in json.loads(json.dumps(_outputs(SPEC.to_wire(), {"url": "http://p"}, SPEC, state)))
+              .items() if v is not None}  # as the engine stores it: nulls dropped
+    src = tmp_path / "r.json"
+    src.write_text(json.dumps(record))
+    assert main(["plot", "-f", str(src), "-o", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["describe", "-f", str(src)]) == 0
