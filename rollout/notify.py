@@ -25,7 +25,7 @@ FORMATS = ("generic", "slack")
 @dataclass(frozen=True)
 class Event:
     kind: str
-    """started, held, control, completed, failed, rolled-back, promoted."""
+    """started, held, frozen, control, completed, failed, rolled-back, promoted."""
     reason: str
     record: Mapping[str, Any]
 
@@ -67,6 +67,9 @@ def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]
             control = entry["control"]
             summary = control.get("summary") or control.get("action") if isinstance(control, Mapping) else control
             found.append(Event("control", f"{summary}: {entry.get('reason', '')}", new))
+        elif entry.get("frozen"):
+            by_control = True  # "frozen" says the stage is Paused, for a person to decide
+            found.append(Event("frozen", str(entry.get("reason") or _first_message(new)), new))
         elif entry.get("held"):
             found.append(Event("held", str(entry.get("reason") or _first_message(new)), new))
     stage, was = new.get("stage"), old.get("stage")

@@ -136,3 +136,9 @@ def test_a_control_is_one_event_and_its_promotion_another() -> None:
     found = events(old, new)
     assert kinds(found) == ["control", "promoted"]
     assert found[0].reason == "promote iris-v2 (approved): Promoted iris-v2 by control"
+
+
+def test_a_freeze_is_one_event() -> None:
+    frozen = {"time": 2.0, "held": True, "frozen": True, "reason": "Frozen: iris-v2 broke error-rate <= 0.01; ..."}
+    found = events(rec(history=[{"time": 1.0}]), rec(stage="Paused", history=[{"time": 1.0}, frozen]))
+    assert kinds(found) == ["frozen"] and found[0].reason.startswith("Frozen: iris-v2 broke")
