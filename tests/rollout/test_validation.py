@@ -108,7 +108,8 @@ def test_the_spec_goes_over_the_wire_and_back_unchanged() -> None:
     spec = parse_experiment(seed_experiment(objectives=[{"metric": "error-rate", "lowerLimit": 0, "upperLimit": 0.1}]))
     wire = spec.to_wire()
     assert wire["intervalSeconds"] == 10 and wire["objectives"][0] == {
-        "metric": "error-rate", "lowerLimit": 0, "upperLimit": 0.1, "rollbackOnFailure": True}
+        "metric": "error-rate", "lowerLimit": 0, "upperLimit": 0.1, "rollbackOnFailure": True,
+        "onFailure": "rollback"}
     assert "requestCount" in wire and "sampleSize" not in wire["metrics"][1]  # error-count has none
     assert parse_experiment(wire) == spec
 
