@@ -12,7 +12,8 @@ Binomial(m, r/(1+r)), r = e_v/e_u, whatever the common rate does; if v's rate is
 probability is theta*r/(1+theta*r). The per-look likelihood ratios multiply into a test martingale
 per theta; the e-value mixes them over a fixed grid of log(theta) with fixed prior weights (a
 discrete mixture is exactly valid; positive side: "v higher", negative: "u higher"). The grid's running
-log-likelihood ratios are the test's state, kept in the evidence from look to look.
+log-likelihood ratios are the test's state, kept in the evidence from look to look, with the version of
+the prior weights (`evalues.PRIOR`): an experiment that started under older weights keeps them.
 
 Exposure (`sequential.exposure`): `time` when the reward load is fixed whatever the weights (the
 seed's fortio jobs post feedback at 0.7 and 1/s): equal exposure, r = 1. `requests` when events
@@ -54,7 +55,10 @@ from typing import Any
 from rollout.assessment import VersionAssessment
 from rollout.decision import Decision
 from rollout.evalues import (
+    ETA_WEIGHTS,
     MEAN_PRIOR,
+    PRIOR,
+    PRIOR_1,
     SIGNED,
     add_look,
     chi2_lower,
@@ -106,7 +110,10 @@ def _counts(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) ->
         y0, e0 = _floats(before.get(v), 2)
         dy, de = events[v] - y0, exposure[v] - e0
         step[v] = (dy, de) if dy >= 0 and de >= 0 else None  # a reset: this look only rebases
-    out = _Rewards(running={"totals": {v: [events[v], exposure[v]] for v in names}, "pairs": {}}, stale=stale)
+    prior = PRIOR if old.get("prior", PRIOR if not old.get("pairs") else 1) == PRIOR else 1
+    weights = ETA_WEIGHTS if prior == PRIOR else PRIOR_1
+    out = _Rewards(running={"totals": {v: [events[v], exposure[v]] for v in names}, "pairs": {}, "prior": prior},
+                   stale=stale)
     for i, u in enumerate(names):
         for v in names[i + 1:]:
             logs = _floats(old.get("pairs", {}).get(f"{u}|{v}"), len(SIGNED))
@@ -114,7 +121,7 @@ def _counts(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) ->
             if su and sv and (by_time or (su[1] > 0 and sv[1] > 0)):
                 add_look(logs, su[0], sv[0], 1.0 if by_time else sv[1] / su[1])
             out.running["pairs"][f"{u}|{v}"] = logs
-            out.log_e[(v, u)], out.log_e[(u, v)] = pair_log_e(logs)
+            out.log_e[(v, u)], out.log_e[(u, v)] = pair_log_e(logs, weights)
     for v in names:
         out.samples[v] = round(events[v])
         if by_time or exposure[v] > 0:

@@ -169,6 +169,31 @@ def test_the_tests_state_survives_the_resource_outputs_round_trip() -> None:
     assert sequential_decision(spec, data, restored) == sequential_decision(spec, data, state)
 
 
+def test_an_experiment_keeps_the_prior_weights_it_started_with() -> None:
+    """A mixture is a test martingale only with fixed weights: evidence from before PRIOR 2 (no prior
+    version) keeps PRIOR_1; a new experiment records PRIOR 2 and uses ETA_WEIGHTS."""
+    from rollout.evalues import ETA_WEIGHTS, PRIOR, PRIOR_1, pair_log_e
+
+    spec = spec_of()
+    state = start(spec, 0.0)
+    for look in range(1, 9):
+        decision = sequential_decision(spec, snap(iris_v1=observed(7 * look), iris_v2=observed(10 * look)), state)
+        state = state_after(decision, state)
+    running = decision.evidence["running"]
+    assert running["prior"] == PRIOR
+    logs = running["pairs"][f"{V1}|{V2}"]
+    assert decision.evidence["eValue"][V2] == pytest.approx(math.exp(pair_log_e(logs, ETA_WEIGHTS)[0]))
+    legacy = {**decision.evidence, "running": {k: v for k, v in running.items() if k != "prior"}}
+    old = state.evolve(evidence=legacy)
+    data = snap(iris_v1=observed(63), iris_v2=observed(90))
+    again = sequential_decision(spec, data, old)
+    assert again.evidence["running"]["prior"] == 1
+    logs = again.evidence["running"]["pairs"][f"{V1}|{V2}"]
+    assert again.evidence["eValue"][V2] == pytest.approx(math.exp(pair_log_e(logs, PRIOR_1)[0]))
+    assert again.evidence["eValue"][V2] != pytest.approx(math.exp(pair_log_e(logs, ETA_WEIGHTS)[0]))
+    assert sequential_decision(spec, data, state).evidence["running"]["prior"] == PRIOR
+
+
 # -- caps (property tests) ---------------------------------------------------------------------------
 
 @st.composite
