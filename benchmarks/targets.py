@@ -6,10 +6,12 @@ import math
 from collections.abc import Sequence
 from statistics import NormalDist
 
+from benchmarks.bounds import at_the_limit, least_requests, per_request_kl
 from benchmarks.report import Figures, Target, pct
-from benchmarks.world import SCENARIOS
+from benchmarks.world import SCENARIOS, Truth
 
 LONG, SEED = "60-looks", "10-looks"
+LONG_LOOKS = 60
 NULLS = ("null-10s", "null-60s", "null-600s")
 
 
@@ -21,6 +23,23 @@ def fixed_horizon_seconds(key: str, power: float, alpha: float = 0.05) -> float:
     per = s.request_rate / len(s.versions) if s.traffic_driven else 1.0
     z = NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(power)
     return z**2 * (1 / (base * per) + 1 / (cand * per)) / math.log(cand / base) ** 2
+
+
+def floor_note(key: str) -> str:
+    """Wald's floor on the bad candidate's traffic (see `benchmarks.bounds`), as a share of the horizon's."""
+    s = next(x for x in SCENARIOS if x.key == key)
+    bad = s.versions[1]
+    total = s.request_rate * s.cadence * LONG_LOOKS
+
+    def floor(good: Truth) -> str:
+        n = least_requests(per_request_kl(bad, good))
+        return f"{n:.2g} of its requests ({100 * n / total:.2g}%)"
+
+    note = (f"Wald's floor for any rule that keeps the healthy candidate and cuts this one, each in >= 99% "
+            f"of runs: {floor(Truth('healthy', bad.reward))}")
+    if key == "slow":
+        note += f"; that also keeps a candidate whose p95 is at the limit: {floor(at_the_limit(bad))}"
+    return note
 
 
 def targets(rows: Sequence[Figures]) -> list[Target]:
@@ -59,7 +78,8 @@ def targets(rows: Sequence[Figures]) -> list[Target]:
         f, anchor = seq(key), by[(LONG, key, "iter8-v2")]
         fewer = (f.broken_traffic or 0) <= (anchor.broken_traffic or 0)
         out.append(Target(f"{key} candidate: traffic to it <= iter8-v2's", fewer,
-                          f"{pct(f.broken_traffic)} vs {pct(anchor.broken_traffic)}; {oracle(key)}"))
+                          f"{pct(f.broken_traffic)} vs {pct(anchor.broken_traffic)}; {oracle(key)}; "
+                          + floor_note(key)))
         out.append(Target(f"{key} candidate: rolled back or kept out (baseline kept) in >= 99% of runs",
                           f.correct >= 0.99, f"{pct(f.correct)}"))
     out.append(Target("healthy candidate with errors below the limit: false rollbacks <= 1%",
