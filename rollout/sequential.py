@@ -26,9 +26,13 @@ Mean rewards (with `sampleSize`): a normal mixture on the difference of means, t
 
 Objectives: `rollout.objective_tests` (error rates and latency quantiles as binomial tests from
 counts and histogram buckets, mean latencies as bets on batch means). A version whose test leans to
-a breach (e-value > 1) cannot win and keeps floor / e-value; a confirmed breach rolls back. A reward
-winner ends the experiment only once its error rates and slow shares are shown within their limits;
-at the budget's end an unproven winner is not promoted.
+a breach (e-value > 1) cannot win and keeps floor / e-value**2 (0% from an e-value of about 3: the
+stronger the evidence, the faster it backs off); one whose estimate is beyond a limit gains no
+traffic until a winner is decided; a confirmed breach rolls back. A reward winner ends the
+experiment only once its error rates and slow shares are shown within their limits; at the
+budget's end an unproven winner is not promoted. No rule can cut a bad candidate's traffic for free:
+whatever it saves there, it costs a healthy candidate that had an unlucky start (Wald's bound,
+`benchmarks/bounds.py`).
 
 Winner, with threshold (n-1)/alpha (Bonferroni over candidates): a candidate that beats the baseline
 and every other candidate still in play (not beaten, not futile, not broken); or the baseline, if
@@ -40,7 +44,7 @@ Weights, for the versions in play: with `exposure: time` the reward evidence doe
 split, so it follows the chance of being best: floor + (100 - n*floor) * P(best), P(best) from
 normal posteriors (log rate for counts) by numeric integration. With `exposure: requests` the
 evidence grows with the smaller version's traffic, so the split stays even until a decision. A
-version held back by an objective keeps floor / e-value; out of play, 0%; 100% to the winner once
+version held back by an objective keeps floor / e-value**2; out of play, 0%; 100% to the winner once
 decided; then `cap_candidates` and `round_to_100`: same inputs, same weights.
 """
 
@@ -75,6 +79,8 @@ from rollout.state import ExperimentState
 from rollout.weights import cap_candidates, round_to_100
 from rollout.winner import WinnerAssessment, assess_winner
 
+HELD_POWER = 2
+"""A version held back by an objective keeps floor / e-value**HELD_POWER percent (see `_weights`)."""
 FUTILITY_FROM = 0.25
 """Share of the budget (iterations) before a candidate can be dropped as futile."""
 
@@ -203,7 +209,8 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
     else:
         harm = {v: max(e.values(), default=1.0) for v, e in tests.evalues.items()}
         weights = _weights(spec, state, chances, decided or (None if by_reward else winner.winner),
-                           in_play if by_reward else set(names), feasible, harm)
+                           in_play if by_reward else set(names), feasible, harm,
+                           tests.beyond)
     base = names[0]
     evidence: dict[str, Any] = {
         "algorithm": "sequential", "alpha": settings.alpha, "threshold": math.exp(log_thr),
@@ -293,12 +300,18 @@ def _why(spec: ExperimentSpec, winner: str | None, better: Mapping[tuple[str, st
 
 
 def _weights(spec: ExperimentSpec, state: ExperimentState, chances: Mapping[str, float],
-             winner: str | None, in_play: set[str], feasible: set[str], harm: Mapping[str, float]) -> dict[str, int]:
+             winner: str | None, in_play: set[str], feasible: set[str], harm: Mapping[str, float],
+             beyond: frozenset[str] = frozenset()) -> dict[str, int]:
     """Worked example: two versions, exposure time, floor 5, P(best) 0.8 for the candidate, old
     100/0, caps 100 and 10: target = 5 + 90*0.2 = 23 / 5 + 90*0.8 = 77; the candidate may rise by
     10: 90/10. With exposure requests the target is 50/50 (both in play): 90/10 as well, then 80/20
     ... up to 50/50 until a decision. A futile candidate's target is 0: 100/0. A candidate held back
-    by an objective whose test's e-value is 4 gets floor / 4 = 1.25, rounded: 99/1."""
+    by an objective whose test's e-value is 1.5 gets floor / 1.5**2 = 2.2, rounded: 98/2; at an
+    e-value of 3.2 or more that is under 0.5: 0%, and with no traffic it stays there (kept out) until
+    the budget ends or an operator promotes it. A candidate whose estimate (error share, slow share,
+    mean latency) is beyond its limit does not gain: from 70/30 it stays at 70/30 (or the floor if it
+    had less), whatever the target, until a winner is decided (a reward winner takes the traffic that
+    shows it within its limits); the test decides whether it also backs off."""
     names = spec.version_names
     if spec.deployment_pattern is DeploymentPattern.FIXED_SPLIT:
         return {name: int(state.weights.get(name, 0)) for name in names}
@@ -307,7 +320,7 @@ def _weights(spec: ExperimentSpec, state: ExperimentState, chances: Mapping[str,
     else:
         playing = [n for n in names if n in in_play]
         floor = min(Fraction(spec.sequential.exploration_floor), Fraction(100, len(playing)))
-        held = {n: floor / Fraction(max(1.0, harm.get(n, 1.0))) for n in playing[1:] if n not in feasible}
+        held = {n: floor / Fraction(max(1.0, harm.get(n, 1.0))) ** HELD_POWER for n in playing[1:] if n not in feasible}
         free = [n for n in playing if n not in held]
         if spec.sequential.exposure is Exposure.REQUESTS:
             raw = [Fraction(1 if n in feasible else 0) for n in free]
@@ -318,4 +331,10 @@ def _weights(spec: ExperimentSpec, state: ExperimentState, chances: Mapping[str,
         total, rest = sum(raw), 100 - sum(held.values()) - len(free) * floor
         share = {**held, **{n: floor + rest * p / total for n, p in zip(free, raw, strict=True)}}
         target = [share.get(n, Fraction(0)) for n in names]
+    if not winner and spec.deployment_pattern is not DeploymentPattern.BLUE_GREEN:
+        for i, n in enumerate(names[1:], 1):  # no gain while an estimate is beyond its limit
+            keep = min(target[i], max(Fraction(spec.sequential.exploration_floor), Fraction(state.weights.get(n, 0))))
+            if n in beyond:
+                target[0] += target[i] - keep
+                target[i] = keep
     return round_to_100(names, cap_candidates(spec, state.weights, target))

@@ -10,10 +10,12 @@ from typing import Any
 from components.latency_metrics import quantile_test, slow_request_metric
 from components.metric_library import SEED_METRICS
 from rollout.engine import iterate, start
+from rollout.evalues import proportion_log_e
+from rollout.objective_tests import assess
 from rollout.outcomes import Observed, Outcome
 from rollout.sequential import sequential_decision
 from rollout.spec import ExperimentSpec
-from rollout.state import COMPLETED, FAILED
+from rollout.state import COMPLETED, FAILED, RUNNING, ExperimentState
 from rollout.validation import parse_experiment
 from tests.rollout.factories import seed_experiment
 from tests.rollout.test_sequential import V1, V2, observed, snap, state_after
@@ -141,3 +143,33 @@ def test_a_winner_whose_error_rate_is_not_shown_is_not_promoted_at_the_budget_en
     # With 200 requests per look the error rate is shown within its limit: promoted, early.
     states = _engine(spec, lambda k: snap(iris_v1=observed(7 * k, 200 * k), iris_v2=observed(14 * k, 200 * k)), 12)
     assert states[-1].promoted == V2 and len(states) < 12
+
+
+def test_a_version_is_shown_within_its_limits_at_1_over_alpha_whatever_the_number_of_objectives() -> None:
+    """Promotion needs every within-test to pass, so each alone bounds a false promotion: 1/alpha.
+    A breach rolls back on any one test, so those add up: #objectives/alpha."""
+    spec = spec_with_quantile_test()
+    assert len(spec.objectives) == 3
+    n = next(n for n in range(10, 5000, 10) if proportion_log_e(0.0, n, None, 0.01) >= math.log(20))
+    assert proportion_log_e(0.0, n, None, 0.01) < math.log(3 / 0.05)  # between the two thresholds
+    assert V2 in assess(spec, snap(iris_v1=version(70, n, 0, 200), iris_v2=version(100, n, 0, 200)), {}).proven
+    fewer = assess(spec, snap(iris_v1=version(70, n, 0, 200), iris_v2=version(100, n - 10, 0, 200)), {})
+    assert V2 not in fewer.proven
+
+
+def test_before_a_winner_a_version_whose_estimate_is_beyond_a_limit_gains_no_traffic() -> None:
+    spec = spec_with_quantile_test()
+    state = ExperimentState(stage=RUNNING, started_at=0.0, last_iteration_at=0.0, weights={V1: 80, V2: 20},
+                            iteration=3)
+    base = version(20, 600, 0, 200)
+    # 2 errors in 160 requests: 1.25%, over the 1% limit, though the test does not lean to a breach.
+    over = sequential_decision(spec, snap(iris_v1=base, iris_v2=version(30, 160, 0, 200, errors=2)), state)
+    assert over.evidence["objectiveEValue"][V2]["error-rate"] <= 1 and over.assessments[1].feasible
+    assert over.weights[V2] == 20
+    # 1 in 160 (0.6%): within; the better reward takes the next step up.
+    under = sequential_decision(spec, snap(iris_v1=base, iris_v2=version(30, 160, 0, 200, errors=1)), state)
+    assert under.weights[V2] == 30
+    # Slow share over 5% (10 of 160), e-value not yet over 1: no gain either.
+    slow = sequential_decision(spec, snap(iris_v1=base, iris_v2=version(30, 160, 10, 4900)), state)
+    assert slow.evidence["objectiveEValue"][V2]["95th-percentile-tail-latency"] <= 1
+    assert slow.weights[V2] == 20

@@ -287,8 +287,8 @@ def test_one_noisy_error_reading_is_no_rollback_but_a_confident_breach_is() -> N
     candidate = one_error.assessments[1]
     assert not candidate.feasible and not candidate.rollback  # 5% on 20 requests: not sure yet
     harm = one_error.evidence["objectiveEValue"][V2]["error-rate"]
-    assert harm > 1  # the reading leans to a breach: held back at floor / e-value
-    assert one_error.weights[V2] == round(spec.sequential.exploration_floor / harm)
+    assert harm > 1  # the reading leans to a breach: held back at floor / e-value**2
+    assert one_error.weights[V2] == round(spec.sequential.exploration_floor / harm**2)
     sure = sequential_decision(spec, snap(iris_v1=observed(7, 500), iris_v2=observed(10, 400, 20)), state)
     assert sure.assessments[1].rollback and "error-rate" in sure.assessments[1].broken[0]
     ended = iterate(spec, snap(iris_v1=observed(7, 500), iris_v2=observed(10, 400, 20)), state, 10.0)
