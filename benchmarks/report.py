@@ -152,7 +152,8 @@ p95 of 8.5 s and a mean of 2.3 s; 10.8% of its requests are slower than 5 s.
   binomial with a success probability fixed by the exposure ratio r under "equal rates" (r/(1+r)) and
   by the rate ratio theta otherwise (theta r/(1+theta r)). The product of these per-look likelihood
   ratios is a test martingale for each theta; the e-value mixes it over a fixed grid of log(theta)
-  (0.04 ... 1.2 each way) with prior weights that favour the 10% to 75% differences a rollout looks for.
+  (0.04 ... 1.2 each way) with prior weights that put 74% on the 22% to 77% differences a progressive
+  rollout is run to find (11% on 10% to 15%). An experiment keeps the weights it started with.
 - **Exposure.** `time` when reward events are fixed by the load (r = 1; the split does not change the
   evidence, so the weights follow the probability of being best); `requests` when they follow the
   traffic (r = ratio of new requests; the evidence grows with the smaller version's traffic, so the
@@ -161,15 +162,18 @@ p95 of 8.5 s and a mean of 2.3 s; 10.8% of its requests are slower than 5 s.
   1/alpha with probability at most alpha over its whole path, so looking every 10 s or every hour
   gives the same bound. A version wins when it beats the baseline (and every other candidate in play)
   with e-value >= (n-1)/alpha and minSamples events per version.
-- **Objectives as tests** (threshold (#objectives)/alpha each). Error rate: a binomial mixture against
+- **Objectives as tests** (a breach at (#objectives)/alpha each). Error rate: a binomial mixture against
   the limit on the cumulative counts. A latency quantile: the share of requests slower than the
   histogram bucket at or above the limit (`requests-slower-than-5000ms`), tested the same way against
   1 - quantile; a limit between two bucket bounds is rounded up to the next bound, which keeps the test
   valid (it can only miss a quantile between the limit and that bound). Mean latency: bets on each
   look's batch mean (`_sum` / `_count` differences) against the limit, exactly valid for nonnegative
-  values. A version is held at the floor while a test's e-value is above 1; a breach rolls back.
+  values. A version whose test's e-value is above 1 is held back at floor / e-value^2; under half a
+  percent that is 0% and the version is kept out (out of play); before a winner is decided, one whose
+  estimate is beyond a limit gains no traffic; a breach rolls back.
 - **Promotion needs the objectives shown.** The error rate and the slow share are also tested the other
-  way ("within the limit"); a reward winner ends the experiment only when those cross too. Until then
+  way ("within the limit", at 1/alpha: promotion needs every one of them, so no Bonferroni); a reward
+  winner ends the experiment only when those cross too. Until then
   it takes the traffic (a breach can still roll it back); at the budget's end an unproven winner is
   not promoted.
 - **Futility.** From a quarter of the budget on, a candidate whose comparison could not reach the

@@ -26,8 +26,9 @@ Mean rewards (with `sampleSize`): a normal mixture on the difference of means, t
 
 Objectives: `rollout.objective_tests` (error rates and latency quantiles as binomial tests from
 counts and histogram buckets, mean latencies as bets on batch means). A version whose test leans to
-a breach (e-value > 1) cannot win and keeps floor / e-value**2 (0% from an e-value of about 3: the
-stronger the evidence, the faster it backs off); one whose estimate is beyond a limit gains no
+a breach (e-value > 1) cannot win and keeps floor / e-value**2 (the stronger the evidence, the faster
+it backs off); under half a percent that is 0%, and with no traffic nothing can clear it: it is kept
+out (out of play, like a futile one). One whose estimate is beyond a limit gains no
 traffic until a winner is decided; a confirmed breach rolls back. A reward winner ends the
 experiment only once its error rates and slow shares are shown within their limits; at the
 budget's end an unproven winner is not promoted. No rule can cut a bad candidate's traffic for free:
@@ -35,7 +36,7 @@ whatever it saves there, it costs a healthy candidate that had an unlucky start 
 `benchmarks/bounds.py`).
 
 Winner, with threshold (n-1)/alpha (Bonferroni over candidates): a candidate that beats the baseline
-and every other candidate still in play (not beaten, not futile, not broken); or the baseline, if
+and every other candidate still in play (not beaten, futile, broken or kept out); or the baseline, if
 no candidate is left in play. The decision is final. Futility: from a quarter of the budget on, a
 candidate whose comparison with the baseline could not reach the threshold by the last iteration
 even at the optimistic end of its interval (`evalues.projected_log_e`) is out of play and gets 0%.
@@ -185,29 +186,33 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
     beaten = {u for (v, u), log_e in better.items() if log_e >= log_thr}
     futile = _futile(spec, state, rewards, sign, log_thr) - beaten if by_reward else set()
     feasible = {a.version for a in assessments if a.feasible} - broken
+    harm = {v: max(e.values(), default=1.0) for v, e in tests.evalues.items()}
+    floor = Fraction(settings.exploration_floor)
+    kept_out = {v for v in names[1:] if v not in feasible | broken | beaten | futile
+                and _held(floor, harm.get(v, 1.0)) < Fraction(1, 2)} if by_reward else set()
+    out = beaten | broken | futile | kept_out
     decided = old.get("decided") if old.get("decided") in names else None
     if decided is None and by_reward and not rewards.stale:
-        decided = _winner(spec, better, log_thr, beaten | broken | futile, feasible, rewards.samples)
+        decided = _winner(spec, better, log_thr, out, feasible, rewards.samples)
     if decided and decided not in feasible:  # the reward's verdict stands; the version must be well
         suspect, decided = decided, None
     else:
         suspect = None
     if by_reward:
-        why = _why(spec, decided, better, log_thr, rewards, assessments, beaten | broken | futile)
+        why = _why(spec, decided, better, log_thr, rewards, assessments, out, kept_out)
         if suspect:
             unmet = next((a.unmet for a in assessments if a.version == suspect and a.unmet), ("",))
             why = f"{suspect} won on the reward but is held back: {unmet[0]}"
         winner = WinnerAssessment((decided,) if decided else (), decided, why)
     else:
         winner = assess_winner(spec, assessments, snapshot)
-    in_play = {v for v in names if v not in beaten | broken | futile} | {names[0]}
+    in_play = {v for v in names if v not in out} | {names[0]}
     chances = probability_best({v: (sign * m, s) for v, (m, s) in rewards.estimate.items()
                                 if v in feasible and v in in_play} if by_reward else
                                {v: (0.0, 1.0) for v in (winner.best_versions or names[:1])})
     if rewards.stale:
         weights = dict(state.weights)
     else:
-        harm = {v: max(e.values(), default=1.0) for v, e in tests.evalues.items()}
         weights = _weights(spec, state, chances, decided or (None if by_reward else winner.winner),
                            in_play if by_reward else set(names), feasible, harm,
                            tests.beyond)
@@ -225,6 +230,8 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
     }
     if futile:
         evidence["futile"] = sorted(futile)
+    if kept_out:
+        evidence["keptOut"] = sorted(kept_out)
     if by_reward and set(names) - in_play:
         evidence["outOfPlay"] = sorted(set(names) - in_play)
     if decided or suspect:
@@ -274,13 +281,17 @@ def _winner(spec: ExperimentSpec, better: Mapping[tuple[str, str], float], log_t
 
 
 def _why(spec: ExperimentSpec, winner: str | None, better: Mapping[tuple[str, str], float], log_thr: float,
-         rewards: _Rewards, assessments: tuple[VersionAssessment, ...], out: set[str]) -> str:
+         rewards: _Rewards, assessments: tuple[VersionAssessment, ...], out: set[str],
+         kept_out: set[str] = frozenset()) -> str:
     if rewards.stale:
         return f"no decision this iteration: {rewards.stale}"
     threshold = f"{math.exp(log_thr):.3g}"
     if winner:
         if winner == spec.baseline.name and all(v in out for v in spec.version_names[1:]):
-            return f"{winner} kept: no candidate can still win (beaten, broken or futile)"
+            held = [f"{a.version} kept out: {a.unmet[0]}, and at 0% it gets no traffic to clear it"
+                    for a in assessments if a.version in kept_out and a.unmet]
+            return (f"{winner} kept: no candidate can still win (beaten, broken, futile or kept out)"
+                    + "".join(f"; {h}" for h in held))
         return f"{winner} is best with evidence above {threshold}"
     if not better:
         return "no evidence yet"
@@ -297,6 +308,11 @@ def _why(spec: ExperimentSpec, winner: str | None, better: Mapping[tuple[str, st
     if short:
         return lead + f"{', '.join(short)} below minSamples {spec.sequential.min_samples}"
     return lead + f"{v} has not yet beaten every other version in play"
+
+
+def _held(floor: Fraction, e_value: float) -> Fraction:
+    """The share of a version held back by an objective whose test's e-value is `e_value`."""
+    return floor / Fraction(max(1.0, e_value)) ** HELD_POWER
 
 
 def _weights(spec: ExperimentSpec, state: ExperimentState, chances: Mapping[str, float],
@@ -320,7 +336,7 @@ def _weights(spec: ExperimentSpec, state: ExperimentState, chances: Mapping[str,
     else:
         playing = [n for n in names if n in in_play]
         floor = min(Fraction(spec.sequential.exploration_floor), Fraction(100, len(playing)))
-        held = {n: floor / Fraction(max(1.0, harm.get(n, 1.0))) ** HELD_POWER for n in playing[1:] if n not in feasible}
+        held = {n: _held(floor, harm.get(n, 1.0)) for n in playing[1:] if n not in feasible}
         free = [n for n in playing if n not in held]
         if spec.sequential.exposure is Exposure.REQUESTS:
             raw = [Fraction(1 if n in feasible else 0) for n in free]

@@ -295,6 +295,25 @@ def test_one_noisy_error_reading_is_no_rollback_but_a_confident_breach_is() -> N
     assert ended.stage == FAILED and ended.weights == {V1: 100, V2: 0}
 
 
+def test_a_candidate_held_back_to_0_percent_is_kept_out_and_the_experiment_ends() -> None:
+    """floor / e-value**2 under half a percent rounds to 0%: with no traffic nothing can clear the
+    candidate, so it is out of play and the baseline is the decision, said in the reason."""
+    spec = spec_of()
+    state = start(spec, 0.0)
+    bad_start = snap(iris_v1=observed(7, 2000), iris_v2=observed(10, 3, 1))  # 1 of its first 3 failed
+    decision = sequential_decision(spec, bad_start, state)
+    harm = decision.evidence["objectiveEValue"][V2]["error-rate"]
+    assert spec.sequential.exploration_floor / harm**2 < 0.5
+    assert decision.evidence["keptOut"] == [V2] and decision.weights == {V1: 100, V2: 0}
+    assert decision.winner.winner == V1 and decision.final
+    assert f"{V2} kept out: error-rate" in decision.winner.reason
+    ended = iterate(spec, bad_start, state, 10.0)
+    assert ended.stage == COMPLETED and ended.promoted == V1
+    # One failure in 10 requests leans less: held back at a small share, still in play.
+    milder = sequential_decision(spec, snap(iris_v1=observed(7, 2000), iris_v2=observed(10, 10, 1)), state)
+    assert "keptOut" not in milder.evidence and milder.weights[V2] >= 1 and not milder.final
+
+
 def _revenue_spec() -> ExperimentSpec:
     reward = {"name": "revenue", "query": "sum(revenue{ns=\"$ns\"}[${elapsedTime}s])", "sampleSize": "request-count"}
     data = seed_experiment(algorithm="sequential", iterationsPerLoop=60, objectives=[],
