@@ -12,13 +12,20 @@ and keep its name. The provider object holds no client, config or secret.
 - update: when due, queries Prometheus, runs the pure core, returns the whole new state. An unreadable
   stored state ends the experiment (Failed, 100% baseline) with a message naming the field.
 - delete: nothing outside Pulumi to remove.
+
+Errors that are the user's to fix (PreflightError: a wrong URL, refused credentials, a TLS problem)
+reach the engine as their message alone: the SDK's provider host formats every exception with its
+traceback (`_abort_with_traceback` in `pulumi/dynamic/__main__.py`), which buries the one line that
+matters; `_short_user_errors` swaps in a formatter that keeps tracebacks for everything else (bugs).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,6 +79,34 @@ def prometheus_settings(raw: Mapping[str, Any]) -> PrometheusSettings:
 
 class PreflightError(RuntimeError):
     """Prometheus did not answer the preflight request on create: the `up` fails before anything starts."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (PreflightError,)
+"""Reported by their message alone (see the module's docstring)."""
+
+
+class _UserErrorsShort:
+    """Stands in for the `traceback` module in the provider host: the message alone for USER_ERRORS."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(traceback, name)
+
+    def format_exc(self, *args: Any, **kwargs: Any) -> str:
+        error = sys.exc_info()[1]
+        if isinstance(error, USER_ERRORS):
+            return f"{error}\n"
+        return traceback.format_exc(*args, **kwargs)
+
+
+def _short_user_errors() -> None:
+    """In the SDK's provider host (run as `python -m pulumi.dynamic`), report USER_ERRORS briefly.
+
+    Idempotent, and a no-op anywhere else (the program, tests that call the provider directly).
+    """
+    host = sys.modules.get("__main__")
+    if getattr(getattr(host, "__spec__", None), "name", "") == "pulumi.dynamic.__main__" and \
+            getattr(host, "traceback", None) is traceback:
+        host.traceback = _UserErrorsShort()  # type: ignore[union-attr]
 
 
 def stored_state(spec: ExperimentSpec, olds: Mapping[str, Any]) -> ExperimentState:
@@ -194,6 +229,7 @@ class ExperimentProvider(ResourceProvider):
         return DiffResult(changes=is_due(spec, state, time.time()))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        _short_user_errors()
         spec = parse_experiment(props["experiment"])
         settings = prometheus_settings(props["prometheus"])
         with PrometheusClient(settings, _credentials(props.get("prometheusAuth"))) as client:

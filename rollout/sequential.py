@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -282,7 +283,7 @@ def _winner(spec: ExperimentSpec, better: Mapping[tuple[str, str], float], log_t
 
 def _why(spec: ExperimentSpec, winner: str | None, better: Mapping[tuple[str, str], float], log_thr: float,
          rewards: _Rewards, assessments: tuple[VersionAssessment, ...], out: set[str],
-         kept_out: set[str] = frozenset()) -> str:
+         kept_out: AbstractSet[str] = frozenset()) -> str:
     if rewards.stale:
         return f"no decision this iteration: {rewards.stale}"
     threshold = f"{math.exp(log_thr):.3g}"
