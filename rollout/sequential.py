@@ -312,8 +312,14 @@ def _why(spec: ExperimentSpec, winner: str | None, better: Mapping[tuple[str, st
 
 
 def _held(floor: Fraction, e_value: float) -> Fraction:
-    """The share of a version held back by an objective whose test's e-value is `e_value`."""
-    return floor / Fraction(max(1.0, e_value)) ** HELD_POWER
+    """The share of a version held back by an objective whose test's e-value is `e_value`.
+
+    With no evidence against it (no data yet, or an objective with no test) at least 1%, even with
+    explorationFloor 0: at 0% it could never be assessed.
+    """
+    if e_value <= 1:
+        return max(floor, Fraction(1))
+    return floor / Fraction(e_value) ** HELD_POWER
 
 
 def _weights(spec: ExperimentSpec, state: ExperimentState, chances: Mapping[str, float],

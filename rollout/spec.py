@@ -206,7 +206,8 @@ class SequentialSettings(Model):
     min_samples: AtLeastOne = 30
     """Reward events per version before any promotion."""
     exploration_floor: Annotated[Whole, AfterValidator(in_range(0, 20))] = 5
-    """Weight (percent) every version keeps while the experiment runs."""
+    """Weight (percent) every version in play keeps while the experiment runs; one held back by an
+    objective's test keeps this / e-value**2, and one with no data yet at least 1%."""
     exposure: Exposure = Exposure.TIME
     """What count-reward events are compared per: elapsed time (same for every version) or requests."""
     quantile_tests: tuple[QuantileTest, ...] = ()

@@ -233,7 +233,7 @@ def test_weights_are_integers_summing_to_100_within_the_caps_and_the_floor(
         if v in decision.evidence.get("outOfPlay", []):
             assert weights[v] == 0  # beaten, broken or futile: its traffic goes back
         elif held and "decided" not in decision.evidence:
-            assert weights[v] <= max(floor, old)  # held back by an objective: floor / e-value at most
+            assert weights[v] <= max(floor, 1, old)  # held back by an objective: floor / e-value**2 at most
         elif "decided" not in decision.evidence:
             assert weights[v] >= min(floor, old + spec.max_candidate_weight_increment, spec.max_candidate_weight)
     if "decided" not in decision.evidence:
@@ -312,6 +312,16 @@ def test_a_candidate_held_back_to_0_percent_is_kept_out_and_the_experiment_ends(
     # One failure in 10 requests leans less: held back at a small share, still in play.
     milder = sequential_decision(spec, snap(iris_v1=observed(7, 2000), iris_v2=observed(10, 10, 1)), state)
     assert "keptOut" not in milder.evidence and milder.weights[V2] >= 1 and not milder.final
+
+
+def test_with_no_exploration_floor_a_version_without_data_still_gets_one_percent_and_is_not_kept_out() -> None:
+    spec = spec_of(sequential={"explorationFloor": 0})
+    state = start(spec, 0.0)
+    first = sequential_decision(spec, snap(iris_v1=observed(7, 50), iris_v2=observed(0, 0)), state)
+    assert "keptOut" not in first.evidence and not first.final
+    assert first.weights == {V1: 99, V2: 1}  # no data yet: at 0% it could never be assessed
+    leaning = sequential_decision(spec, snap(iris_v1=observed(7, 2000), iris_v2=observed(10, 10, 1)), state)
+    assert leaning.evidence["keptOut"] == [V2] and leaning.weights == {V1: 100, V2: 0}
 
 
 def _revenue_spec() -> ExperimentSpec:
