@@ -24,11 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.contenders import CONTENDERS, Run, run_one
 from benchmarks.report import Figures, Target, render_markdown, table, write_plot
-from benchmarks.targets import targets
+from benchmarks.targets import BUDGETS, targets
 from benchmarks.world import SCENARIOS, Scenario
 
-BUDGETS = {"10-looks": 10, "60-looks": 60}
-"""The seed's budget (10 iterations) and a long one; every contender gets the same looks."""
 RUNS, NULL_RUNS, NULL_SEQUENTIAL_RUNS = 400, 500, 2000
 """Runs per cell; equal-version scenarios get more (the level's confidence interval), most for sequential."""
 CHUNK = 100

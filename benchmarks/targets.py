@@ -11,7 +11,8 @@ from benchmarks.report import Figures, Target, pct
 from benchmarks.world import SCENARIOS, Truth
 
 LONG, SEED = "60-looks", "10-looks"
-LONG_LOOKS = 60
+BUDGETS = {SEED: 10, LONG: 60}
+"""Looks per experiment in each budget: the seed's `iterationsPerLoop` and a long one."""
 NULLS = ("null-10s", "null-60s", "null-600s")
 
 
@@ -29,7 +30,7 @@ def floor_note(key: str) -> str:
     """Wald's floor on the bad candidate's traffic (see `benchmarks.bounds`), as a share of the horizon's."""
     s = next(x for x in SCENARIOS if x.key == key)
     bad = s.versions[1]
-    total = s.request_rate * s.cadence * LONG_LOOKS
+    total = s.request_rate * s.cadence * BUDGETS[LONG]
 
     def floor(good: Truth) -> str:
         n = least_requests(per_request_kl(bad, good))

@@ -22,6 +22,8 @@ PRIOR = 2
 PRIOR_1 = (0.04, 0.07, 0.1, 0.12, 0.14, 0.14, 0.13, 0.11, 0.09, 0.06)
 """The weights before PRIOR 2 (evidence without a prior version): a mixture stays a test martingale
 only if its weights do not change while it runs."""
+PRIORS = {1: PRIOR_1, PRIOR: ETA_WEIGHTS}
+"""Prior weights by version; evidence without a (known) version was started under 1."""
 SIGNED = ETA + tuple(-eta for eta in ETA)
 """The grid a pair's running log-likelihood ratios are kept on: "second higher", then "first higher"."""
 LOGIT_SHIFTS = (0.25, 0.5, 0.8, 1.1, 1.5, 2.0, 3.0)

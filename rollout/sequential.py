@@ -61,10 +61,9 @@ from typing import Any
 from rollout.assessment import VersionAssessment
 from rollout.decision import Decision
 from rollout.evalues import (
-    ETA_WEIGHTS,
     MEAN_PRIOR,
     PRIOR,
-    PRIOR_1,
+    PRIORS,
     SIGNED,
     add_look,
     chi2_lower,
@@ -118,8 +117,9 @@ def _counts(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) ->
         y0, e0 = _floats(before.get(v), 2)
         dy, de = events[v] - y0, exposure[v] - e0
         step[v] = (dy, de) if dy >= 0 and de >= 0 else None  # a reset: this look only rebases
-    prior = PRIOR if old.get("prior", PRIOR if not old.get("pairs") else 1) == PRIOR else 1
-    weights = ETA_WEIGHTS if prior == PRIOR else PRIOR_1
+    stored = old.get("prior", 1 if old.get("pairs") else PRIOR)
+    prior = int(stored) if isinstance(stored, (int, float)) and stored in PRIORS else 1
+    weights = PRIORS[prior]
     out = _Rewards(running={"totals": {v: [events[v], exposure[v]] for v in names}, "pairs": {}, "prior": prior},
                    stale=stale)
     for i, u in enumerate(names):
@@ -354,10 +354,10 @@ def _weights(spec: ExperimentSpec, state: ExperimentState, chances: Mapping[str,
         total, rest = sum(raw), 100 - sum(held.values()) - len(free) * floor
         share = {**held, **{n: floor + rest * p / total for n, p in zip(free, raw, strict=True)}}
         target = [share.get(n, Fraction(0)) for n in names]
-    if not winner and spec.deployment_pattern is not DeploymentPattern.BLUE_GREEN:
-        for i, n in enumerate(names[1:], 1):  # no gain while an estimate is beyond its limit
-            keep = min(target[i], max(Fraction(spec.sequential.exploration_floor), Fraction(state.weights.get(n, 0))))
-            if n in beyond:
+        for i, n in enumerate(names):  # no gain while an estimate is beyond its limit
+            if i and n in beyond:
+                keep = min(target[i], max(Fraction(spec.sequential.exploration_floor),
+                                          Fraction(state.weights.get(n, 0))))
                 target[0] += target[i] - keep
                 target[i] = keep
     return round_to_100(names, cap_candidates(spec, state.weights, target))
