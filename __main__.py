@@ -10,9 +10,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.load import LoadGenerator, seed_load_jobs
-from components.metrics import MetricsLibrary
-from components.models import ModelDeployment, version_aliases
-from components.routing import Route, Routing
+from components.metrics.objects import MetricsLibrary
+from components.routing.istio import Route, Routing
+from components.serving.seldon import ModelDeployment, version_aliases
 from components.settings import ModelSpec, StackConfig
 from components.stack_config import ConfigError, load_stack_config, program_config
 from rollout.provider import RECORD_KEYS, Experiment
@@ -49,7 +49,7 @@ experiment = Experiment(
     experiment=experiment_spec,
     prometheus=settings.prometheus_input(),
     prometheus_auth=auth,
-    # An operator's pause/resume/abort/promote, applied once at the next `up` (rollout/control.py).
+    # An operator's pause/resume/abort/promote, applied once at the next `up` (rollout/core/control.py).
     control=settings.control.to_input(),
     # Webhooks (secret URLs), told after each decision of what happened (rollout/notify.py).
     webhooks=[{"url": h.url, "format": h.format} for h in settings.notifications] or None,

@@ -42,12 +42,12 @@ from benchmarks.world import (
     World,
     histogram_quantile,
 )
-from components.latency_metrics import quantile_test, slow_request_metric
-from components.metric_library import SEED_METRICS
+from components.metrics.latency import quantile_test, slow_request_metric
+from components.metrics.seldon import SEED_METRICS
+from rollout.core.spec import ExperimentSpec
+from rollout.core.state import COMPLETED, FAILED
+from rollout.core.validation import parse_experiment
 from rollout.engine import iterate, start
-from rollout.spec import ExperimentSpec
-from rollout.state import COMPLETED, FAILED
-from rollout.validation import parse_experiment
 
 CONTENDERS = ("iter8-v2", "flagger", "kayenta", "sequential", "oracle")
 ALPHA = 0.05

@@ -47,7 +47,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from localenv.fortio import FortioMissing, fortio_executable
 from localenv.models import train_models
-from tests.localenv.fakes import SKLEARN, XGBOOST, routing_rule, seed_jobs, seldon_deployment
+from testbed.fakes import SKLEARN, XGBOOST, routing_rule, seed_jobs, seldon_deployment
 
 REPO = Path(__file__).resolve().parent.parent
 PREDICTION = json.dumps({"data": {"ndarray": [[6.8, 2.8, 4.8, 1.4]]}}).encode()
@@ -187,7 +187,7 @@ def run_threads(targets: list[Callable[[], None]]) -> float:
 
 
 def weight_changes(flips: int) -> None:
-    from tests.toolchain.plugin import LocalCluster, require_executables, start_cluster, stop_cluster
+    from testbed.toolchain import LocalCluster, require_executables, start_cluster, stop_cluster
 
     def kubectl(cluster: LocalCluster, *args: str, stdin: str | None = None) -> None:
         subprocess.run(["kubectl", "--kubeconfig", str(cluster.kubeconfig), *args], input=stdin, text=True,

@@ -19,13 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests
 
-from components.metric_library import SEED_METRICS
-from rollout.collect import collect_snapshot
-from rollout.outcomes import Observed
-from rollout.prometheus import PrometheusClient, PrometheusSettings
-from rollout.spec import ExperimentSpec
-from rollout.validation import parse_experiment
-from tests.fixtures.promserver import BASELINE, QUERY_TIME, running_prometheus
+from components.metrics.seldon import SEED_METRICS
+from rollout.core.outcomes import Observed
+from rollout.core.spec import ExperimentSpec
+from rollout.core.validation import parse_experiment
+from rollout.metrics.collect import collect_snapshot
+from rollout.metrics.prometheus import PrometheusClient, PrometheusSettings
+from testbed.promserver import BASELINE, QUERY_TIME, running_prometheus
 
 WARMUP = 3
 RUNS = 15

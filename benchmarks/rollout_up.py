@@ -5,7 +5,7 @@ private local API server, the data plane and a Prometheus scraping it, then time
 the real engine. Rollout ups: intervalSeconds 1, so every `up` runs an iteration (queries, decision,
 new weights into the VirtualService). No-op ups: the same stack with the interval set to an hour,
 so `diff` says nothing is due and nothing changes. Runner ups: the same no-op `up` through the
-runner's Automation API call (`rollout/runner.py`), alternated with plain ones, for the runner's
+runner's Automation API call (`rollout/ops/runner.py`), alternated with plain ones, for the runner's
 overhead per iteration. Prints medians, spreads and the ratios; it reports, it does not judge
 (exit 0), since this machine is shared and noisy.
 """
@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rollout.runner import automation_up
-from tests.e2e.localenv import DataPlane, Rollout, new_prometheus, seed_config
-from tests.e2e.project import write_stack_config
-from tests.toolchain.plugin import make_pulumi_cli, require_executables, start_cluster, stop_cluster
+from rollout.ops.runner import automation_up
+from testbed.e2e import DataPlane, Rollout, new_prometheus, seed_config
+from testbed.project import write_stack_config
+from testbed.toolchain import make_pulumi_cli, require_executables, start_cluster, stop_cluster
 
 
 def timed(rollout: Rollout) -> float:

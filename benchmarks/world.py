@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass, field
 
 from benchmarks.sampling import binomial, poisson
-from rollout.outcomes import NoData, Observed, Outcome, Snapshot
+from rollout.core.outcomes import NoData, Observed, Outcome, Snapshot
 
 ERROR_LIMIT = 0.01
 LATENCY_LIMIT = 2000.0

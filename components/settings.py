@@ -28,8 +28,8 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
-from components.metric_library import metric_library
-from rollout.schema import (
+from components.metrics.seldon import metric_library
+from rollout.core.schema import (
     AtLeastOne,
     Loc,
     MetricRef,
@@ -41,8 +41,8 @@ from rollout.schema import (
     raise_problems,
     unknown_metrics,
 )
-from rollout.spec import ExperimentSettings, ExperimentSpec, Metric, Objective, Reward
-from rollout.templating import ELAPSED_TIME
+from rollout.core.spec import ExperimentSettings, ExperimentSpec, Metric, Objective, Reward
+from rollout.core.templating import ELAPSED_TIME
 
 Implementation = Literal["SKLEARN_SERVER", "XGBOOST_SERVER", "TENSORFLOW_SERVER", "MLFLOW_SERVER",
                          "TRITON_SERVER", "HUGGINGFACE_SERVER", "TEMPO_SERVER"]
@@ -131,7 +131,7 @@ class ExperimentConfig(ExperimentSettings):
 
 
 class ControlConfig(Model):
-    """An operator's control (rollout/control.py); no action = none."""
+    """An operator's control (rollout/core/control.py); no action = none."""
 
     action: Literal["pause", "resume", "abort", "promote"] | None = None
     version: str | None = None

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from components.settings import ExperimentConfig, StackConfig, library
-from rollout.validation import Problem, problems_of, reference_problems
+from rollout.core.validation import Problem, problems_of, reference_problems
 
 PROJECT = "seldon-rollout"
 SECRET_KEYS = ("prometheusToken", "prometheusPassword")

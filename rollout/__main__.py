@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from rollout.describe import describe, unmet
-from rollout.record import ExperimentRecord, RecordError, experiment_record
-from rollout.runner import add_arguments, run_command
+from rollout.ops.runner import add_arguments, run_command
+from rollout.report.describe import describe, unmet
+from rollout.report.record import ExperimentRecord, RecordError, experiment_record
 
 
 def add_dry_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run_command(args, sys.stdout, sys.stderr)
     if args.command == "preview":
-        from rollout.dryrun import preview_command
+        from rollout.ops.dryrun import preview_command
 
         return preview_command(args, sys.stdout, sys.stderr)
     try:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(describe(record))
         return 0
     if args.command == "plot":
-        from rollout.plot import plot_history
+        from rollout.report.plot import plot_history
 
         print(plot_history(record, Path(args.output)))
         return 0

@@ -9,20 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rollout.audit import audit, decision_inputs, unmet
-from rollout.decision import Decision, iter8_v2
-from rollout.outcomes import Failed, NoData, Observed, Snapshot
-from rollout.spec import Algorithm, ExperimentSpec
-from rollout.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
-from rollout.templating import elapsed_seconds
-from rollout.weights import baseline_only
+from rollout.core.audit import audit, decision_inputs, unmet
+from rollout.core.decision import Decision, iter8_v2
+from rollout.core.outcomes import Failed, NoData, Observed, Snapshot
+from rollout.core.spec import Algorithm, ExperimentSpec
+from rollout.core.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
+from rollout.core.templating import elapsed_seconds
+from rollout.core.weights import baseline_only
 
 Algorithm_ = Callable[[ExperimentSpec, Snapshot, ExperimentState], Decision]
 
 
 def _algorithm(spec: ExperimentSpec) -> Algorithm_:
     if spec.algorithm is Algorithm.SEQUENTIAL:
-        from rollout.sequential import sequential_decision
+        from rollout.stats.sequential import sequential_decision
 
         return sequential_decision
     return iter8_v2

@@ -33,14 +33,14 @@ import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 from pulumi.runtime import rpc
 
-from rollout.collect import collect_snapshot
-from rollout.control import Control, apply_control
+from rollout.core.control import Control, apply_control
+from rollout.core.spec import ExperimentSpec
+from rollout.core.state import ExperimentState, StateError
+from rollout.core.validation import parse_experiment, validate
 from rollout.engine import abandon, is_due, iterate, start
+from rollout.metrics.collect import collect_snapshot
+from rollout.metrics.prometheus import BackendError, Credentials, PrometheusClient, PrometheusSettings, redact
 from rollout.notify import Webhook, deliver, events
-from rollout.prometheus import BackendError, Credentials, PrometheusClient, PrometheusSettings, redact
-from rollout.spec import ExperimentSpec
-from rollout.state import ExperimentState, StateError
-from rollout.validation import parse_experiment, validate
 
 RECORD_KEYS = ("name", "spec", "prometheusUrl", "stage", "startedAt", "lastIterationAt", "iteration",
                "consecutiveErrors", "weights", "winner", "promoted", "assessments", "values", "evidence",

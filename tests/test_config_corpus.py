@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from components.settings import IMPLEMENTATIONS, StackConfig
 from components.stack_config import PROJECT, ConfigError, load_stack_config
-from rollout.prometheus import PrometheusClient
+from rollout.metrics.prometheus import PrometheusClient
 from rollout.provider import ExperimentProvider
 from tests.test_program import EXPERIMENT_TYPE, ROOT, Recorded
 

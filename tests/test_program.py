@@ -13,8 +13,8 @@ import pulumi
 import pytest
 from pulumi.runtime import rpc
 
-from components.metric_library import LIBRARY_METRICS
-from rollout.prometheus import PrometheusClient
+from components.metrics.seldon import LIBRARY_METRICS
+from rollout.metrics.prometheus import PrometheusClient
 from rollout.provider import RECORD_KEYS, ExperimentProvider
 
 ROOT = Path(__file__).resolve().parent.parent

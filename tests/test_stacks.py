@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.metric_library import LIBRARY_METRICS
+from components.metrics.seldon import LIBRARY_METRICS
 from components.settings import StackConfig
 from components.stack_config import SECRET_KEYS, SECRET_SETTINGS, ConfigError, load_stack_config
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.localenv import DataPlane, new_prometheus
-from tests.fixtures.live import LivePrometheus
-from tests.toolchain.plugin import LocalCluster, require_executables
+from testbed.e2e import DataPlane, new_prometheus
+from testbed.live import LivePrometheus
+from testbed.toolchain import LocalCluster, require_executables
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.project import copy_project, write_stack_config
-from tests.toolchain.plugin import PulumiCli
+from testbed.project import copy_project, write_stack_config
+from testbed.toolchain import PulumiCli
 
 STACK = "config"
 TOKEN = "tok-e2e-8c1f"

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.localenv import DataPlane, Rollout, seed_config
-from tests.fixtures.live import LivePrometheus
-from tests.fixtures.webhooks import WebhookReceiver
-from tests.toolchain.plugin import LocalCluster, PulumiCli
+from testbed.e2e import DataPlane, Rollout, seed_config
+from testbed.live import LivePrometheus
+from testbed.toolchain import LocalCluster, PulumiCli
+from testbed.webhooks import WebhookReceiver
 
 pytestmark = pytest.mark.timeout(900)
 BASELINE, CANDIDATE = "iris-v1", "iris-v2"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.project import copy_project, stack_outputs, write_stack_config
-from tests.fixtures.live import LivePrometheus
-from tests.toolchain.plugin import LocalCluster, PulumiCli
+from testbed.live import LivePrometheus
+from testbed.project import copy_project, stack_outputs, write_stack_config
+from testbed.toolchain import LocalCluster, PulumiCli
 
 INTERVAL = 30  # long enough that the second `up` lands inside it even on a loaded machine
 STACK = "e2e"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.localenv import DataPlane, Rollout, seed_config
-from tests.fixtures.live import LivePrometheus
-from tests.toolchain.plugin import LocalCluster, PulumiCli
+from testbed.e2e import DataPlane, Rollout, seed_config
+from testbed.live import LivePrometheus
+from testbed.toolchain import LocalCluster, PulumiCli
 
 pytestmark = pytest.mark.timeout(900)
 BASELINE, CANDIDATE = "iris-v1", "iris-v2"

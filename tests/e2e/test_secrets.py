@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.project import copy_project, stack_outputs, write_stack_config
+from testbed.authproxy import AuthProxy
+from testbed.live import LivePrometheus
+from testbed.project import copy_project, stack_outputs, write_stack_config
+from testbed.toolchain import LocalCluster, PulumiCli
 from tests.e2e.test_program_up import config
-from tests.fixtures.authproxy import AuthProxy
-from tests.fixtures.live import LivePrometheus
-from tests.toolchain.plugin import LocalCluster, PulumiCli
 
 TOKEN = "tok-5ecret-e2e-7f3a9c"
 STACK = "secrets"

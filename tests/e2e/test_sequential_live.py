@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from components.latency_metrics import quantile_test, slow_request_metric
-from tests.e2e.localenv import DataPlane, Rollout, seed_config
-from tests.fixtures.live import LivePrometheus
-from tests.toolchain.plugin import LocalCluster, PulumiCli
+from components.metrics.latency import quantile_test, slow_request_metric
+from testbed.e2e import DataPlane, Rollout, seed_config
+from testbed.live import LivePrometheus
+from testbed.toolchain import LocalCluster, PulumiCli
 
 pytestmark = pytest.mark.timeout(900)
 BASELINE, CANDIDATE = "iris-v1", "iris-v2"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.project import copy_project, write_stack_config
-from tests.fixtures.live import LivePrometheus
-from tests.toolchain.plugin import PulumiCli
+from testbed.live import LivePrometheus
+from testbed.project import copy_project, write_stack_config
+from testbed.toolchain import PulumiCli
 
 STACK = "names"
 VERSION_TYPES = ("seldon-rollout:models:ModelDeployment", "kubernetes:core/v1:Namespace",

@@ -13,11 +13,11 @@ import requests
 
 from localenv.app import DataPlane
 from localenv.models import Model, train_models
-from tests.localenv.fakes import FakeCluster
+from testbed.fakes import FakeCluster
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.import_plugin("tests.toolchain.plugin")
+    config.pluginmanager.import_plugin("testbed.toolchain")
 
 
 @pytest.fixture(scope="session")

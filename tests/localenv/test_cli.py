@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from tests.localenv.fakes import SKLEARN, XGBOOST, routing_rule, seldon_deployment
+from testbed.fakes import SKLEARN, XGBOOST, routing_rule, seldon_deployment
 from tests.localenv.helpers import predict
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ import yaml
 
 from localenv.app import DataPlane
 from localenv.cluster import ApiServerSource, ClusterUnavailable, KubeconfigError, ManifestSource
-from tests.localenv.fakes import SKLEARN, XGBOOST, FakeCluster, routing_rule, seed_jobs, seldon_deployment
+from testbed.fakes import SKLEARN, XGBOOST, FakeCluster, routing_rule, seed_jobs, seldon_deployment
 from tests.localenv.helpers import wait_for
 
 TOKEN = "sekret"

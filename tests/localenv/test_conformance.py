@@ -11,7 +11,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from localenv.app import DataPlane
-from tests.localenv.fakes import FakeCluster, routing_rule
+from testbed.fakes import FakeCluster, routing_rule
 from tests.localenv.helpers import feedback, predict, targets
 from tests.localenv.seldon_families import (
     ADDED_BY_PROMETHEUS,

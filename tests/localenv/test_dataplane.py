@@ -11,7 +11,7 @@ from localenv.app import DataPlane
 from localenv.cluster import ClusterUnavailable
 from localenv.metrics import CLIENT, SERVER
 from localenv.models import Model
-from tests.localenv.fakes import SKLEARN, XGBOOST, FakeCluster, routing_rule, seldon_deployment
+from testbed.fakes import SKLEARN, XGBOOST, FakeCluster, routing_rule, seldon_deployment
 from tests.localenv.helpers import count, feedback, predict, samples, wait_for
 
 

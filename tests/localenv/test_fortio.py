@@ -20,7 +20,7 @@ from localenv.fortio import (
     json_output,
     local_argv,
 )
-from tests.localenv.fakes import seed_jobs
+from testbed.fakes import seed_jobs
 
 SEED_FORTIO = Path(__file__).parent / "data" / "seed-fortio.yaml"
 GATEWAY = "http://127.0.0.1:8080"

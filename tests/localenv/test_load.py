@@ -21,9 +21,9 @@ from localenv.fortio import fortio_run
 from localenv.load import FortioProcess, Loads, NotLoopback, local_target
 from localenv.metrics import CLIENT, SERVER
 from localenv.models import Model
-from tests.localenv.fakes import FakeCluster, job, routing_rule, seed_jobs
+from testbed.fakes import FakeCluster, job, routing_rule, seed_jobs
+from testbed.toolchain import require_executables
 from tests.localenv.helpers import count, samples, wait_for
-from tests.toolchain.plugin import require_executables
 
 PAYLOAD = {"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}
 

@@ -22,11 +22,11 @@ import pytest
 import requests
 
 from components.load import LoadJob
-from components.routing import Route
-from tests.localenv.fakes import SKLEARN, XGBOOST, job, routing_rule, seldon_deployment
+from components.routing.istio import Route
+from testbed.fakes import SKLEARN, XGBOOST, job, routing_rule, seldon_deployment
+from testbed.toolchain import LocalCluster, require_executables
 from tests.localenv.helpers import predict, wait_for
 from tests.localenv.test_cli import START_TIMEOUT, read_line
-from tests.toolchain.plugin import LocalCluster, require_executables
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = Route("iris-v1", "localenv-it-baseline", "iris", "default")

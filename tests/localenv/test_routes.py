@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from localenv.routes import BadObject, route_table, served_model
-from tests.localenv.fakes import SKLEARN, XGBOOST, routing_rule, seldon_deployment
+from testbed.fakes import SKLEARN, XGBOOST, routing_rule, seldon_deployment
 
 
 def test_the_programs_routing_rule_reads_as_two_weighted_destinations() -> None:

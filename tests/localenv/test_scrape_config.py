@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from localenv.scrape_config import JOB, main, render, scrape_config
-from tests.fixtures.promserver import _binary
+from testbed.promserver import _binary
 
 
 def test_promtool_accepts_the_configuration(tmp_path: Path) -> None:

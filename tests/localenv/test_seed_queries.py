@@ -23,13 +23,13 @@ import pytest
 import requests
 import yaml
 
-from components.metric_library import LIBRARY_METRICS
+from components.metrics.seldon import LIBRARY_METRICS
 from localenv.app import DataPlane
 from localenv.models import Model
-from rollout.templating import render
-from tests.fixtures.live import LivePrometheus
-from tests.fixtures.promserver import PrometheusUnavailable
-from tests.localenv.fakes import FakeCluster
+from rollout.core.templating import render
+from testbed.fakes import FakeCluster
+from testbed.live import LivePrometheus
+from testbed.promserver import PrometheusUnavailable
 from tests.localenv.helpers import SEED_PAYLOAD, Samples, samples, wait_for
 
 SEED_METRICS_YAML = Path(__file__).parent / "data" / "seed-metrics.yaml"

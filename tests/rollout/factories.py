@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.metric_library import SEED_METRICS
-from rollout.outcomes import NoData, Observed, Outcome, Snapshot
-from rollout.spec import ExperimentSpec
-from rollout.validation import parse_experiment
+from components.metrics.seldon import SEED_METRICS
+from rollout.core.outcomes import NoData, Observed, Outcome, Snapshot
+from rollout.core.spec import ExperimentSpec
+from rollout.core.validation import parse_experiment
 
 SEED_OBJECTIVES = [
     {"metric": "mean-latency", "upperLimit": 2000},

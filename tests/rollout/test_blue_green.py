@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from rollout.core.outcomes import Observed, Snapshot
+from rollout.core.state import COMPLETED, FAILED, ExperimentState
 from rollout.engine import iterate, start
-from rollout.outcomes import Observed, Snapshot
-from rollout.state import COMPLETED, FAILED, ExperimentState
 from tests.rollout.factories import healthy, no_traffic, seed_spec, snapshot
 from tests.rollout.test_engine import V1, V2, candidate_weights, run
 

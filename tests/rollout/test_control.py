@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from rollout.control import Control, apply_control
+from rollout.core.control import Control, apply_control
+from rollout.core.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
 from rollout.engine import is_due, iterate, start
-from rollout.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
 from tests.rollout.factories import healthy, seed_spec, snapshot
 
 V1, V2 = "iris-v1", "iris-v2"

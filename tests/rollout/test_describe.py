@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from rollout.__main__ import main
-from rollout.describe import describe, progress_line
+from rollout.core.outcomes import Failed
 from rollout.engine import iterate, start
-from rollout.outcomes import Failed
 from rollout.provider import _outputs
-from rollout.record import experiment_record
+from rollout.report.describe import describe, progress_line
+from rollout.report.record import experiment_record
 from tests.rollout.factories import healthy, no_traffic, seed_experiment, seed_spec, snapshot
 
 

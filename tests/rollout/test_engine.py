@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
+from rollout.core.outcomes import Failed, NoData, Observed, Outcome, Snapshot
+from rollout.core.spec import ExperimentSpec
+from rollout.core.state import COMPLETED, FAILED, RUNNING, ExperimentState
 from rollout.engine import is_due, iterate, start
-from rollout.outcomes import Failed, NoData, Observed, Outcome, Snapshot
-from rollout.spec import ExperimentSpec
-from rollout.state import COMPLETED, FAILED, RUNNING, ExperimentState
 from tests.rollout.factories import healthy, no_traffic, seed_experiment, seed_spec, snapshot
 
 V1, V2 = "iris-v1", "iris-v2"
@@ -155,7 +155,7 @@ def three_versions(**overrides: object) -> ExperimentSpec:
     data = seed_experiment(**overrides)
     data["versions"] = [*data["versions"], {"name": "iris-v3", "variables": {
         "ns": "ns-candidate-2", "sid": "iris", "predictor": "default"}}]
-    from rollout.validation import parse_experiment
+    from rollout.core.validation import parse_experiment
 
     return parse_experiment(data)
 
@@ -250,7 +250,7 @@ def test_sequential_experiment_ends_once_decided_and_converged() -> None:
     assert state.history[-1]["weights"] == state.history[-2]["weights"]  # ended once the weights stopped moving
     assert state.history[-1]["weights"][V2] > 50
     assert all(sum(w.values()) == 100 for w in trajectory)
-    from rollout.describe import describe
+    from rollout.report.describe import describe
 
     text = describe({**state.to_outputs(), "spec": seed_experiment(algorithm="sequential")})
     assert "****** Evidence ******" in text

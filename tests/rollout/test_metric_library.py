@@ -1,6 +1,6 @@
 """The library's metrics against a real Prometheus holding known traffic with Seldon's real labels.
 
-Data (tests/fixtures/promserver.py), per 10 s step, all counters linear, queried at QUERY_TIME; the
+Data (testbed/promserver.py), per 10 s step, all counters linear, queried at QUERY_TIME; the
 executor (server family) adds 2 ms to every model call (client family):
 - ns-baseline (seldon protocol, REST): predictions 10 x 30 ms, 8 x 60 ms, 1 x 110 ms, 1 x 110 ms
   answered 500 (20 requests); feedback 2 x 4 s, reward 0.5 each.
@@ -24,12 +24,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from components.metric_library import LIBRARY_METRICS, SEED_METRICS
-from rollout.collect import collect_snapshot
-from rollout.outcomes import NoData, Observed, Snapshot
-from rollout.validation import parse_experiment
-from tests.fixtures.prometheus import SessionPrometheus
-from tests.fixtures.promserver import BASELINE, CANDIDATE, GRPC, IDLE_NAMESPACE, PAUSED, QUERY_TIME, V2
+from components.metrics.seldon import LIBRARY_METRICS, SEED_METRICS
+from rollout.core.outcomes import NoData, Observed, Snapshot
+from rollout.core.validation import parse_experiment
+from rollout.metrics.collect import collect_snapshot
+from testbed.prometheus import SessionPrometheus
+from testbed.promserver import BASELINE, CANDIDATE, GRPC, IDLE_NAMESPACE, PAUSED, QUERY_TIME, V2
 
 WINDOW = 600
 REL = 1e-9
@@ -189,7 +189,7 @@ def test_service_regexes_select_exactly_predictions_and_feedback_of_the_server_f
     """PromQL regexes are fully anchored: checked against every `service` value docs/seldon-metrics.md lists."""
     import re
 
-    from components.metric_library import FEEDBACK_SERVICE, FEEDBACK_SERVICES, PREDICTION_SERVICE, PREDICTION_SERVICES
+    from components.metrics.seldon import FEEDBACK_SERVICE, FEEDBACK_SERVICES, PREDICTION_SERVICE, PREDICTION_SERVICES
     from tests.localenv.seldon_families import SERVICE
 
     server = {(kind, value) for (family, _, _), pair in SERVICE.items() if family == "server"

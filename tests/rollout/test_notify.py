@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rollout.notify import Event, Webhook, deliver, events
-from tests.fixtures.webhooks import WebhookReceiver
+from testbed.webhooks import WebhookReceiver
 
 SPEC = {"name": "iris-ab", "intervalSeconds": 10, "versions": [{"name": "iris-v1"}, {"name": "iris-v2"}]}
 

@@ -7,16 +7,16 @@ import math
 import random
 from typing import Any
 
-from components.latency_metrics import quantile_test, slow_request_metric
-from components.metric_library import SEED_METRICS
+from components.metrics.latency import quantile_test, slow_request_metric
+from components.metrics.seldon import SEED_METRICS
+from rollout.core.outcomes import Observed, Outcome
+from rollout.core.spec import ExperimentSpec
+from rollout.core.state import COMPLETED, FAILED, RUNNING, ExperimentState
+from rollout.core.validation import parse_experiment
 from rollout.engine import iterate, start
-from rollout.evalues import proportion_log_e
-from rollout.objective_tests import assess
-from rollout.outcomes import Observed, Outcome
-from rollout.sequential import sequential_decision
-from rollout.spec import ExperimentSpec
-from rollout.state import COMPLETED, FAILED, RUNNING, ExperimentState
-from rollout.validation import parse_experiment
+from rollout.stats.evalues import proportion_log_e
+from rollout.stats.objective_tests import assess
+from rollout.stats.sequential import sequential_decision
 from tests.rollout.factories import seed_experiment
 from tests.rollout.test_sequential import V1, V2, observed, snap, state_after
 

@@ -23,11 +23,11 @@ import pytest
 import requests
 from urllib3.util import Timeout
 
-from rollout.collect import classify, collect_snapshot
-from rollout.outcomes import Failed, NoData, Observed, Outcome
-from rollout.prometheus import Credentials, PrometheusClient, PrometheusSettings
-from rollout.spec import ExperimentSpec, Metric, Version
-from rollout.validation import parse_experiment
+from rollout.core.outcomes import Failed, NoData, Observed, Outcome
+from rollout.core.spec import ExperimentSpec, Metric, Version
+from rollout.core.validation import parse_experiment
+from rollout.metrics.collect import classify, collect_snapshot
+from rollout.metrics.prometheus import Credentials, PrometheusClient, PrometheusSettings
 
 NOW = 1_700_000_000.0
 RELEASE_AFTER = 30.0

@@ -1,5 +1,5 @@
 """The client under failure: retries within the time budget, an unreadable CA bundle, TLS, preflight,
-and no credential in any message. Against a scripted server (tests.fixtures.scripted) and a real Prometheus."""
+and no credential in any message. Against a scripted server (testbed.scripted) and a real Prometheus."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from rollout.collect import collect_snapshot
-from rollout.outcomes import Failed, Observed, Outcome
-from rollout.prometheus import RETRIES, BackendError, Credentials, PrometheusClient, PrometheusSettings
-from rollout.spec import ExperimentSpec, Metric, Version
-from tests.fixtures.prometheus import SessionPrometheus
-from tests.fixtures.scripted import Reply, ScriptedServer, answer, self_signed_certificate
+from rollout.core.outcomes import Failed, Observed, Outcome
+from rollout.core.spec import ExperimentSpec, Metric, Version
+from rollout.metrics.collect import collect_snapshot
+from rollout.metrics.prometheus import RETRIES, BackendError, Credentials, PrometheusClient, PrometheusSettings
+from testbed.prometheus import SessionPrometheus
+from testbed.scripted import Reply, ScriptedServer, answer, self_signed_certificate
 
 NOW = 1_700_000_000.0
 SECRET = "s3cret-pa55"

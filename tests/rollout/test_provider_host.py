@@ -11,9 +11,9 @@ import grpc
 import pytest
 from pulumi.runtime import proto
 
-from tests.fixtures.live import LivePrometheus
-from tests.fixtures.provider_host import ProviderHost
-from tests.fixtures.scripted import Reply, ScriptedServer, self_signed_certificate
+from testbed.live import LivePrometheus
+from testbed.provider_host import ProviderHost
+from testbed.scripted import Reply, ScriptedServer, self_signed_certificate
 from tests.rollout.factories import seed_experiment
 
 DIFF_NONE, DIFF_SOME = proto.DiffResponse.DIFF_NONE, proto.DiffResponse.DIFF_SOME

@@ -14,10 +14,10 @@ from unittest import mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollout.outcomes import Snapshot
+from rollout.core.outcomes import Snapshot
+from rollout.core.spec import ExperimentSpec
+from rollout.core.state import FAILED, ExperimentState, StateError
 from rollout.provider import ExperimentProvider, _outputs, stored_state
-from rollout.spec import ExperimentSpec
-from rollout.state import FAILED, ExperimentState, StateError
 from tests.rollout.factories import healthy, seed_experiment, seed_spec, snapshot
 
 STATE_KEYS = ("stage", "startedAt", "lastIterationAt", "weights", "iteration", "consecutiveErrors", "winner",

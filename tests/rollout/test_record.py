@@ -8,14 +8,14 @@ from dataclasses import replace
 
 import requests
 
-from rollout.audit import shared_query
-from rollout.collect import collect_snapshot
+from rollout.core.audit import shared_query
+from rollout.core.outcomes import Observed, Snapshot
+from rollout.core.state import COMPLETED
+from rollout.core.templating import render
 from rollout.engine import iterate, start
-from rollout.outcomes import Observed, Snapshot
+from rollout.metrics.collect import collect_snapshot
 from rollout.provider import _outputs
-from rollout.state import COMPLETED
-from rollout.templating import render
-from tests.fixtures.prometheus import SessionPrometheus
+from testbed.prometheus import SessionPrometheus
 from tests.rollout.factories import healthy, seed_experiment, seed_spec, snapshot
 
 V1, V2 = "iris-v1", "iris-v2"

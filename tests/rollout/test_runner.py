@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rollout.runner import (
+from rollout.ops.runner import (
     ERROR,
     FAILED,
     INTERRUPTED,
@@ -191,8 +191,8 @@ def test_a_stack_without_the_experiment_output_is_an_error(tmp_path: Path) -> No
 
 def test_sigterm_during_an_up_is_passed_to_the_child_once(monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[tuple[int, int]] = []
-    monkeypatch.setattr("rollout.runner._children", lambda pid: [4242])
-    monkeypatch.setattr("rollout.runner.os.kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr("rollout.ops.runner._children", lambda pid: [4242])
+    monkeypatch.setattr("rollout.ops.runner.os.kill", lambda pid, sig: sent.append((pid, sig)))
     interrupt = Interrupt()
     interrupt.handle(signal.SIGTERM, None)
     assert sent == []  # not in an up: nothing to pass on
@@ -244,7 +244,7 @@ Resources:
 
 
 def test_a_failed_up_is_told_by_its_diagnostics_without_noise() -> None:
-    from rollout.runner import diagnostics
+    from rollout.ops.runner import diagnostics
 
     assert diagnostics(CONFIG_ERROR) == [
         "invalid stack config:",

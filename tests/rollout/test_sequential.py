@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rollout.decision import Decision
+from rollout.core.decision import Decision
+from rollout.core.outcomes import Failed, NoData, Observed, Outcome, Snapshot
+from rollout.core.spec import ExperimentSpec
+from rollout.core.state import COMPLETED, FAILED, RUNNING, ExperimentState
+from rollout.core.validation import SpecError, parse_experiment
 from rollout.engine import iterate, start
-from rollout.outcomes import Failed, NoData, Observed, Outcome, Snapshot
-from rollout.sequential import sequential_decision
-from rollout.spec import ExperimentSpec
-from rollout.state import COMPLETED, FAILED, RUNNING, ExperimentState
-from rollout.validation import SpecError, parse_experiment
+from rollout.stats.sequential import sequential_decision
 from tests.rollout.factories import seed_experiment
 
 V1, V2, V3 = "iris-v1", "iris-v2", "iris-v3"
@@ -172,7 +172,7 @@ def test_the_tests_state_survives_the_resource_outputs_round_trip() -> None:
 def test_an_experiment_keeps_the_prior_weights_it_started_with() -> None:
     """A mixture is a test martingale only with fixed weights: evidence from before PRIOR 2 (no prior
     version) keeps PRIOR_1; a new experiment records PRIOR 2 and uses ETA_WEIGHTS."""
-    from rollout.evalues import ETA_WEIGHTS, PRIOR, PRIOR_1, pair_log_e
+    from rollout.stats.evalues import ETA_WEIGHTS, PRIOR, PRIOR_1, pair_log_e
 
     spec = spec_of()
     state = start(spec, 0.0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import re
 
+from rollout.core.outcomes import Observed
 from rollout.engine import iterate, start
-from rollout.outcomes import Observed
-from rollout.sequential import sequential_decision
+from rollout.stats.sequential import sequential_decision
 from tests.rollout.test_sequential import V2, observed, snap, spec_of
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from rollout.validation import SpecError, parse_experiment, validate
+from rollout.core.validation import SpecError, parse_experiment, validate
 from tests.rollout.factories import seed_experiment
 
 

@@ -7,8 +7,8 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollout.validation import parse_experiment
-from rollout.weights import progressive_weights, round_to_100
+from rollout.core.validation import parse_experiment
+from rollout.core.weights import progressive_weights, round_to_100
 from tests.rollout.factories import seed_experiment
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.toolchain.plugin import LocalCluster
+from testbed.toolchain import LocalCluster
 
 ROUTING_RULE = """\
 apiVersion: networking.istio.io/v1alpha3

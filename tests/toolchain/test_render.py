@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.project import copy_project, write_stack_config
-from tests.fixtures.live import LivePrometheus
-from tests.toolchain.plugin import (
+from testbed.live import LivePrometheus
+from testbed.project import copy_project, write_stack_config
+from testbed.toolchain import (
     ENGINE,
     PROVIDER,
     REPO,

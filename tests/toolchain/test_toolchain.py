@@ -12,7 +12,7 @@ import grpc
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import language_pb2_grpc
 
-from tests.toolchain.plugin import (
+from testbed.toolchain import (
     BIN,
     CACHE,
     FORTIO,

@@ -1,0 +1,105 @@
+"""Operator controls: pause, resume, abort and promote, given as stack config (`control`).
+
+A control is part of the desired state, committed like the rest of the stack file: the commit is
+the audit trail. It takes effect at the next `pulumi up` (inside the interval too), and applies once:
+the state keeps the last control applied, and the same control again changes nothing. To give the
+same action twice (pause, resume, pause), the second differs from the last one applied; or change
+its `reason`.
+
+`apply_control` is pure, like the engine: (spec, state, control, now) -> state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rollout.core.spec import ExperimentSpec
+from rollout.core.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
+from rollout.core.weights import baseline_only
+
+ACTIONS = ("pause", "resume", "abort", "promote")
+
+
+@dataclass(frozen=True)
+class Control:
+    action: str
+    version: str | None = None
+    """The version to promote (promote only)."""
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "version": self.version, "reason": self.reason}
+
+    @classmethod
+    def from_input(cls, raw: Any) -> Control | None:
+        """The control of the provider's input (checked by the schema), None when there is none."""
+        if not isinstance(raw, Mapping) or not raw.get("action"):
+            return None
+        return cls(str(raw["action"]), raw.get("version") or None, str(raw.get("reason") or ""))
+
+    def summary(self) -> str:
+        what = f"promote {self.version}" if self.action == "promote" else self.action
+        return what + (f" ({self.reason})" if self.reason else "")
+
+
+def is_new(control: Control | None, state: ExperimentState) -> bool:
+    """A control to apply: given, and not the one applied last."""
+    # Compared as controls, not dicts: the engine drops null values from stored outputs.
+    return control is not None and control != Control.from_input(state.applied_control)
+
+
+def _ignored(control: Control, state: ExperimentState, why: str) -> tuple[str, ExperimentState]:
+    return f"Control {control.summary()} not applied: {why}", state
+
+
+def _effect(spec: ExperimentSpec, state: ExperimentState, control: Control,
+            now: float) -> tuple[str, ExperimentState]:
+    stage = state.stage
+    if stage in (COMPLETED, FAILED):
+        return _ignored(control, state, f"the experiment is already {stage}")
+    if control.action == "pause":
+        if stage == PAUSED:
+            return _ignored(control, state, "the experiment is already Paused")
+        return (f"Paused by control: weights held at {_split(state.weights)}",
+                state.evolve(stage=PAUSED))
+    if control.action == "resume":
+        if stage != PAUSED:
+            return _ignored(control, state, f"the experiment is {stage}, not Paused")
+        # The interval counts from the resume: the next iteration reads at least one interval of data.
+        return (f"Resumed by control; next iteration after {spec.interval_seconds}s",
+                state.evolve(stage=RUNNING, last_iteration_at=now, consecutive_errors=0))
+    if control.action == "abort":
+        weights = baseline_only(spec)
+        return (f"Aborted by control: all traffic back to {spec.baseline.name}, nothing promoted",
+                state.evolve(stage=FAILED, weights=weights, winner=None, promoted=None))
+    version = control.version
+    if version not in spec.version_names:
+        return _ignored(control, state, f"{version!r} is not a version of this experiment")
+    weights = {name: (100 if name == version else 0) for name in spec.version_names}
+    return (f"Promoted {version} by control",
+            state.evolve(stage=COMPLETED, weights=weights, promoted=version))
+
+
+def _split(weights: Mapping[str, int]) -> str:
+    return ", ".join(f"{v} {w}%" for v, w in weights.items())
+
+
+def apply_control(spec: ExperimentSpec, state: ExperimentState, control: Control | None,
+                  now: float) -> ExperimentState:
+    """The state after `control`: unchanged when there is none or it was applied already.
+
+    Every control given is recorded once (in the history, with its time and reason), also one that
+    cannot apply (e.g. pause on a Completed experiment), so that it is not tried again.
+    """
+    if control is None or not is_new(control, state):
+        return state
+    message, after = _effect(spec, state, control, now)
+    entry = {"time": now, "iteration": after.iteration, "held": False, "weights": dict(after.weights),
+             "winner": after.winner, "reason": message,
+             "control": {**control.as_dict(), "summary": control.summary(), "stage": after.stage}}
+    if after.promoted and after.promoted != state.promoted:
+        entry["promoted"] = after.promoted
+    history = (*state.history, entry)[-spec.history_limit:]
+    return after.evolve(applied_control=control.as_dict(), history=history, messages=(message,))

@@ -1,0 +1,308 @@
+"""`python -m rollout run -s STACK`: one `pulumi up` per interval until the experiment ends.
+
+Each `pulumi up` is at most one iteration (the provider's diff decides from the record and the
+clock). The runner starts the next `up` so that it lands just after `lastIterationAt +
+intervalSeconds`: an `up` spends some seconds in the engine before the experiment's diff runs (the
+*lead*, measured on each run that iterated), so it starts `lead` seconds early, plus a margin.
+
+Exit codes: 0 Completed with a promotion (a candidate's, with `--require-promotion`); 1 Failed, or
+Completed without promoting a candidate when one was required; 2 an error (the `up` failed, no such
+stack, no experiment output); 3 stopped by `--max-iterations` while still Running; 130 interrupted.
+
+Ctrl-C reaches the whole foreground process group, `pulumi` included, which cancels its update
+cleanly (no lock left); the runner waits for it and stops. A SIGTERM (or a SIGINT sent to the runner
+alone) is passed on to the running `pulumi` as one SIGINT, for the same clean cancellation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from rollout.report.describe import progress_line
+
+OK, FAILED, ERROR, STILL_RUNNING, INTERRUPTED = 0, 1, 2, 3, 130
+FINAL_STAGES = ("Completed", "Failed")
+MARGIN_SECONDS = 1.0
+"""Slack after the interval: an `up` that comes too early is a no-op and costs one more run."""
+
+
+class RunError(Exception):
+    """A problem the runner reports in one line and exits 2 for."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When to start the next `up`, from the record of the last one."""
+
+    lead: float = 0.0
+    """Seconds from an `up`'s start to its iteration, measured on the last `up` that iterated."""
+
+    def after(self, record: Mapping[str, Any], started: float) -> Schedule:
+        last = float(record.get("lastIterationAt") or 0.0)
+        return Schedule(last - started) if last >= started else self
+
+    def wait(self, record: Mapping[str, Any], now: float) -> float:
+        interval = float((record.get("spec") or {}).get("intervalSeconds") or 0.0)
+        last = float(record.get("lastIterationAt") or 0.0)
+        return max(0.0, last + interval - self.lead + MARGIN_SECONDS - now)
+
+
+def exit_code(record: Mapping[str, Any], require_promotion: bool) -> tuple[int, str]:
+    """The exit code and a one-line verdict for a record whose stage is final."""
+    stage, promoted = record.get("stage"), record.get("promoted")
+    baseline = ((record.get("spec") or {}).get("versions") or [{}])[0].get("name")
+    if stage == "Failed":
+        return FAILED, f"experiment Failed; {promoted or 'no version'} promoted"
+    if not promoted:
+        return FAILED, "experiment Completed without promoting a version"
+    if require_promotion and promoted == baseline:
+        return FAILED, f"experiment Completed but promoted the baseline {promoted} (--require-promotion)"
+    return OK, f"experiment Completed; {promoted} promoted"
+
+
+class Interrupt:
+    """SIGINT/SIGTERM: ask the loop to stop, and let a running `pulumi` cancel its update."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.in_up = False
+        self._forwarded = False
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.event.set()
+        if self.in_up and not self._forwarded and not _from_terminal(signum):
+            self._forwarded = True
+            for pid in _children(os.getpid()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Interrupt]:
+        previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def _from_terminal(signum: int) -> bool:
+    """A SIGINT while this process is in a terminal's foreground group: `pulumi` got it too."""
+    if signum != signal.SIGINT:
+        return False
+    try:
+        with open("/dev/tty") as tty:
+            return os.tcgetpgrp(tty.fileno()) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def diagnostics(lines: list[str]) -> list[str]:
+    """The errors of a failed `up`, as the engine's Diagnostics section gives them, without its noise.
+
+    Each `error:` line starts a block, and lines indented deeper continue it. Warnings, resource
+    headers and the engine's "unhandled error" line go; a provider's Python traceback is cut to its
+    exception's message (the first line back at the block's depth).
+    """
+    try:
+        start = next(i for i, text in enumerate(lines) if text.strip() == "Diagnostics:")
+    except StopIteration:
+        return []
+    found: list[str] = []
+    kind, depth = "", 0  # the block being read: "error", "traceback", "skip" or "" (none)
+    for text in lines[start + 1:]:
+        stripped = text.strip()
+        if stripped in ("Resources:", "Outputs:") or stripped.startswith("Duration:"):
+            break
+        if not stripped:
+            continue
+        at = len(text) - len(text.lstrip())
+        if stripped.startswith(("error:", "warning:")):
+            message = stripped.split(":", 1)[1].strip()
+            kind, depth = ("skip" if stripped.startswith("warning:") or "an unhandled error occurred" in message
+                           else "traceback" if message.startswith("Traceback (most recent call last)") else "error"), at
+            if kind == "error":
+                found.append(message)
+        elif kind == "traceback" and at == depth:
+            found.append(stripped.split(": ", 1)[-1])  # `module.SomeError: message` -> message
+            kind = ""
+        elif kind == "error" and at > depth:
+            found.append("  " + stripped)
+        elif at <= depth:
+            kind = ""  # a resource's header ends the block
+    return found
+
+
+Up = Callable[[Callable[[str], None]], Mapping[str, Any]]
+"""Runs one `pulumi up`, passing each output line to the callback; returns the stack's outputs."""
+
+
+@dataclass
+class Runner:
+    up: Up
+    out: TextIO
+    log_dir: Path
+    interrupt: Interrupt
+    clock: Callable[[], float] = time.time
+
+    def run(self, max_iterations: int | None, require_promotion: bool) -> int:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        schedule, shown, first, runs = Schedule(), None, None, 0
+        while True:
+            runs += 1
+            started = self.clock()
+            record = self._one_up(runs)
+            if record is None:
+                return INTERRUPTED
+            schedule = schedule.after(record, started)
+            iteration = int(record.get("iteration") or 0)
+            first = iteration if first is None else first
+            moment = (record.get("lastIterationAt"), record.get("stage"))
+            if moment != shown:  # an `up` that came a moment early changed nothing: no new line
+                self._say(progress_line(record))
+                shown = moment
+            if record.get("stage") in FINAL_STAGES:
+                code, verdict = exit_code(record, require_promotion)
+                self._say(f"{verdict} after {runs} pulumi up run(s)")
+                return code
+            if max_iterations is not None and iteration - first >= max_iterations:
+                self._say(f"stopped after {max_iterations} iteration(s); the experiment is still Running")
+                return STILL_RUNNING
+            if self.interrupt.event.wait(schedule.wait(record, self.clock())):
+                self._say("interrupted between runs; nothing is in progress")
+                return INTERRUPTED
+
+    def _one_up(self, n: int) -> dict[str, Any] | None:
+        log_path = self.log_dir / f"up-{n}.log"
+        seen: list[str] = []
+        with log_path.open("w") as log:
+            def line(text: str) -> None:
+                seen.append(text)
+                log.write(text + "\n")
+                log.flush()
+
+            self.interrupt.in_up = True
+            try:
+                outputs = self.up(line)
+            except RunError as err:
+                if self.interrupt.event.is_set():
+                    self._say(f"interrupted: pulumi up #{n} was cancelled (log: {log_path})")
+                    return None
+                why = diagnostics(seen)
+                if why:
+                    raise RunError(f"pulumi up #{n} failed (log: {log_path}):\n  " + "\n  ".join(why)) from None
+                raise RunError(f"pulumi up #{n} failed: {err} (log: {log_path})") from None
+            finally:
+                self.interrupt.in_up = False
+        record = outputs.get("experiment")
+        if not isinstance(record, dict):
+            raise RunError("the stack has no `experiment` output: is this the seldon-rollout project?")
+        if self.interrupt.event.is_set() and record.get("stage") not in FINAL_STAGES:
+            self._say(f"interrupted after pulumi up #{n} finished")
+            self._say(progress_line(record))
+            return None
+        return record
+
+    def _say(self, text: str) -> None:
+        self.out.write(f"[run] {text}\n")
+        self.out.flush()
+
+
+def select_stack(stack_name: str, work_dir: Path, create: bool) -> Any:
+    """The stack, in a local workspace on the project, through the Automation API.
+
+    The CLI is the `pulumi` on PATH: the one `make toolchain` builds (scripts/pulumi-env puts it
+    first), or a user's own.
+    """
+    from pulumi import automation as auto
+
+    try:
+        command = auto.PulumiCommand()
+    except (OSError, subprocess.CalledProcessError, auto.errors.InvalidVersionError) as err:
+        raise RunError(f"no usable `pulumi` CLI on PATH ({err}); run `make toolchain` and "
+                       "`. scripts/pulumi-env`, or install Pulumi") from None
+    options = auto.LocalWorkspaceOptions(work_dir=str(work_dir), pulumi_command=command)
+    try:
+        if create:
+            stack = auto.create_or_select_stack(stack_name, work_dir=str(work_dir), opts=options)
+        else:
+            stack = auto.select_stack(stack_name, work_dir=str(work_dir), opts=options)
+    except auto.errors.StackNotFoundError:
+        raise RunError(f"no stack {stack_name!r} in {work_dir} (create it with `pulumi stack init "
+                       f"{stack_name}`, or pass --create)") from None
+    except auto.errors.CommandError as err:
+        raise RunError(_last_lines(str(err))) from None
+    return stack
+
+
+def automation_up(stack_name: str, work_dir: Path, create: bool) -> Up:
+    """One `pulumi up` of `stack_name` per call (see select_stack)."""
+    from pulumi import automation as auto
+
+    stack = select_stack(stack_name, work_dir, create)
+
+    def up(line: Callable[[str], None]) -> Mapping[str, Any]:
+        try:
+            result = stack.up(on_output=line, on_error=line, color="never")
+        except auto.errors.ConcurrentUpdateError:
+            raise RunError(f"stack {stack_name!r} is locked by another update") from None
+        except auto.errors.CommandError as err:
+            raise RunError(_last_lines(str(err))) from None
+        return {name: output.value for name, output in result.outputs.items()}
+
+    return up
+
+
+def _last_lines(text: str, n: int = 6) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " / ".join(lines[-n:]) or "no output"
+
+
+def add_arguments(parser: Any) -> None:
+    parser.add_argument("-s", "--stack", required=True, help="the stack to run (e.g. dev)")
+    parser.add_argument("-C", "--cwd", default=".", help="the Pulumi project directory (default: .)")
+    parser.add_argument("--max-iterations", type=int, default=None,
+                        help="stop after this many iterations (exit 3 if still Running)")
+    parser.add_argument("--require-promotion", action="store_true",
+                        help="exit 1 unless a candidate (not the baseline) is promoted")
+    parser.add_argument("--create", action="store_true", help="create the stack if it does not exist")
+    parser.add_argument("--log-dir", default=None, help="where each `up`'s log goes (default build/run/STACK)")
+
+
+def run_command(args: Any, out: TextIO, err: TextIO) -> int:
+    if args.max_iterations is not None and args.max_iterations < 1:
+        err.write("error: --max-iterations must be at least 1\n")
+        return ERROR
+    work_dir = Path(args.cwd).resolve()
+    if not (work_dir / "Pulumi.yaml").is_file():
+        err.write(f"error: {work_dir} has no Pulumi.yaml (give the project directory with -C)\n")
+        return ERROR
+    log_dir = Path(args.log_dir) if args.log_dir else work_dir / "build" / "run" / args.stack
+    interrupt = Interrupt()
+    with interrupt.installed():
+        try:
+            up = automation_up(args.stack, work_dir, args.create)
+            runner = Runner(up=up, out=out, log_dir=log_dir, interrupt=interrupt)
+            return runner.run(args.max_iterations, args.require_promotion)
+        except RunError as problem:
+            err.write(f"error: {problem}\n")
+            return ERROR

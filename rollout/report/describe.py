@@ -1,0 +1,140 @@
+"""The experiment record as operators read it (the sections of `iter8ctl describe`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rollout.report.record import ExperimentRecord, MetricValue, RecordError, experiment_record
+
+__all__ = ["ExperimentRecord", "RecordError", "describe", "experiment_record", "progress_line", "unmet"]
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_number(v)}" for k, v in sorted(value.items())) or "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.3g}" if abs(value) >= 1000 or abs(value) < 0.001 else f"{value:.3f}"
+    return f"{value:g}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def _time(epoch: Any) -> str:
+    if not isinstance(epoch, (int, float)):
+        return "-"
+    return datetime.fromtimestamp(float(epoch), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _section(title: str) -> str:
+    return f"\n****** {title} ******"
+
+
+def _cell(entry: MetricValue | None) -> str:
+    if entry is None:
+        return "-"
+    if entry.status == "ok":
+        return _number(entry.value)
+    return f"{entry.status} ({entry.detail})" if entry.detail else entry.status
+
+
+def describe(document: ExperimentRecord | Mapping[str, Any]) -> str:
+    record = experiment_record(document)
+    spec, versions, weights, values = record.spec, record.versions, record.weights, record.values
+    out = [_section("Overview"),
+           f"Experiment name: {record.name or spec.name}",
+           f"Target: {spec.target or '-'}",
+           f"Testing pattern: {spec.testing_pattern.value}",
+           f"Deployment pattern: {spec.deployment_pattern.value}",
+           f"Algorithm: {spec.algorithm.value}",
+           _section("Progress Summary"),
+           f"Experiment stage: {record.stage}",
+           f"Number of completed iterations: {record.iteration} of {spec.total_iterations}",
+           f"Started: {_time(record.started_at)}; last iteration: {_time(record.last_iteration_at)}",
+           f"Consecutive iterations without usable data: {record.consecutive_errors}"]
+    out += [f"Message: {m}" for m in record.messages]
+    out += [_section("Winner Assessment"),
+            f"App versions in this experiment: [{' '.join(versions)}]",
+            f"Winning version: {record.winner or 'not found'}",
+            f"Version recommended for promotion: {record.winner or spec.baseline.name}",
+            f"Promoted: {record.promoted or 'not yet'}",
+            "Current weights: " + ", ".join(f"{v} {weights.get(v, 0)}%" for v in versions)]
+    if spec.rewards:
+        out += [_section("Reward Assessment"), "> Identifies the version with the best reward."]
+        rows = []
+        for i, reward in enumerate(spec.rewards):
+            row = [f"{reward.metric} ({reward.preferred_direction.value})"]
+            for v in versions:
+                cell = _cell(values.get(reward.metric, {}).get(v))
+                row.append(cell + (" *" if v == record.winner and i == 0 else ""))
+            rows.append(row)
+        out.append(table(["Reward", *versions], rows))
+    if spec.objectives:
+        out += [_section("Objective Assessment"),
+                "> Whether each version meets each objective on the most recent metric values."]
+        assessments = record.assessments
+        rows = [[o.condition(), *[str(assessments.get(v, {}).get(o.condition(), "-")).lower() for v in versions]]
+                for o in spec.objectives] if assessments else []
+        out.append(table(["Objective", *versions], rows) if rows else "No assessment yet.")
+    out += [_section("Metrics Assessment"), "> Most recent metric values for each version."]
+    rows = [[name + (f" ({record.units(name)})" if record.units(name) else ""),
+             *[_cell(values[name].get(v)) for v in versions]] for name in sorted(values)]
+    out.append(table(["Metric", *versions], rows) if rows else "No metric values yet.")
+    if record.evidence:
+        out += [_section("Evidence"), *_evidence(record.evidence, versions)]
+    if record.history:
+        out += [_section("History")]
+        rows = [[str(int(h.get("iteration", 0))), _time(h.get("time")),
+                 *[str(int(h.get("weights", {}).get(v, 0))) for v in versions],
+                 "held" if h.get("held") else "", str(h.get("reason", ""))[:70]] for h in record.history]
+        out.append(table(["Iter", "Time", *versions, "", "Reason"], rows))
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _evidence(evidence: Mapping[str, Any], versions: Sequence[str]) -> list[str]:
+    lines = []
+    rows = []
+    for key, value in sorted(evidence.items()):
+        if key == "running":  # the algorithm's own bookkeeping between looks
+            continue
+        if isinstance(value, Mapping):
+            rows.append([key, *[_number(value.get(v)) for v in versions]])
+        else:
+            lines.append(f"{key}: {_number(value)}")
+    if rows:
+        lines.append(table(["Evidence", *versions], rows))
+    return lines
+
+
+def progress_line(document: ExperimentRecord | Mapping[str, Any]) -> str:
+    """One line for a terminal while the experiment runs."""
+    record = experiment_record(document)
+    weights = " ".join(f"{v}={w}%" for v, w in record.weights.items())
+    reward = record.spec.rewards[0].metric if record.spec.rewards else ""
+    deciding = " ".join(f"{v}:{_cell(e)}" for v, e in record.values.get(reward, {}).items())
+    message = "; ".join(record.messages)
+    return (f"iteration {record.iteration}/{record.spec.total_iterations} {record.stage} | {weights}"
+            + (f" | {reward} {deciding}" if deciding else "") + (f" | {message}" if message else ""))
+
+
+def unmet(record: ExperimentRecord, completed: bool, winner_found: bool) -> list[str]:
+    """Conditions of `assert` that do not hold (empty when all do)."""
+    problems = []
+    if completed and record.stage != "Completed":
+        problems.append(f"experiment is not completed (stage {record.stage})")
+    if winner_found and not record.winner:
+        problems.append("no winner found")
+    return problems

@@ -1,0 +1,43 @@
+"""A webhook receiver on loopback that fails on demand (status, slowness), for notification tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from testbed.loopback import LoopbackServer
+
+
+@dataclass
+class WebhookReceiver(LoopbackServer):
+    """Records each JSON body posted to it; answers `status`, after `delay` seconds."""
+
+    path: str = "/hook"
+    status: int = 200
+    delay: float = 0.0
+    received: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                receiver.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                if receiver.delay:
+                    time.sleep(receiver.delay)  # the failure under test: slower than the sender's timeout
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.url = f"http://127.0.0.1:{self._listen(Handler, 'webhook-receiver')}{self.path}"
+
+    def reset(self) -> None:
+        self.status, self.delay = 200, 0.0
+        self.received.clear()
