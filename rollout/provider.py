@@ -136,7 +136,7 @@ def _check_prometheus(raw: Any) -> list[CheckFailure]:
     return failures
 
 
-def _credentials(raw: Any) -> Credentials | None:
+def credentials_of(raw: Any) -> Credentials | None:
     if not isinstance(raw, Mapping):
         return None
     token, user = raw.get("token") or None, raw.get("username") or None
@@ -145,8 +145,8 @@ def _credentials(raw: Any) -> Credentials | None:
     return Credentials(token=token, username=user, password=raw.get("password") or None)
 
 
-def _outputs(spec_inputs: Mapping[str, Any], prometheus: Mapping[str, Any], spec: ExperimentSpec,
-             state: ExperimentState) -> dict[str, Any]:
+def record_outputs(spec_inputs: Mapping[str, Any], prometheus: Mapping[str, Any], spec: ExperimentSpec,
+                   state: ExperimentState) -> dict[str, Any]:
     return {
         "name": spec.name,
         "spec": _plain(spec_inputs),
@@ -232,7 +232,7 @@ class ExperimentProvider(ResourceProvider):
         _short_user_errors()
         spec = parse_experiment(props["experiment"])
         settings = prometheus_settings(props["prometheus"])
-        with PrometheusClient(settings, _credentials(props.get("prometheusAuth"))) as client:
+        with PrometheusClient(settings, credentials_of(props.get("prometheusAuth"))) as client:
             try:
                 version = client.preflight()
             except BackendError as err:
@@ -242,7 +242,7 @@ class ExperimentProvider(ResourceProvider):
         state = start(spec, now)
         state = state.evolve(messages=(*state.messages, f"Prometheus {version} answered at {settings.shown_url}"))
         state = apply_control(spec, state, Control.from_input(props.get("control")), now)
-        outs = _outputs(props["experiment"], props["prometheus"], spec, state)
+        outs = record_outputs(props["experiment"], props["prometheus"], spec, state)
         return CreateResult(id_=spec.name, outs=_notified(None, outs, _webhooks(props.get("webhooks")), now))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -255,10 +255,10 @@ class ExperimentProvider(ResourceProvider):
         state = apply_control(spec, state, Control.from_input(news.get("control")), now)
         if is_due(spec, state, now):
             with PrometheusClient(prometheus_settings(news["prometheus"]),
-                                  _credentials(news.get("prometheusAuth"))) as client:
+                                  credentials_of(news.get("prometheusAuth"))) as client:
                 snapshot = collect_snapshot(spec, client, state.started_at, now)
             state = iterate(spec, snapshot, state, now)
-        outs = _outputs(news["experiment"], news["prometheus"], spec, state)
+        outs = record_outputs(news["experiment"], news["prometheus"], spec, state)
         return UpdateResult(outs=_notified(olds, outs, _webhooks(news.get("webhooks")), now))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:

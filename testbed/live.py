@@ -28,7 +28,7 @@ from localenv.discovery import EXECUTOR_CONTAINER, Pod, target_groups
 from localenv.metrics import BUCKETS, CLIENT, FEEDBACK, FEEDBACK_REWARD, SERVER, go_float
 from localenv.routes import ServedModel
 from localenv.scrape_config import render
-from testbed.promserver import PrometheusUnavailable, _binary, _free_port, end_process
+from testbed.promserver import PrometheusUnavailable, end_process, free_port, prometheus_binary
 
 SERVER_OVERHEAD = 0.001
 """Seconds the executor adds to the model's latency (server family = client family + this)."""
@@ -169,11 +169,11 @@ class LivePrometheus:
     def start(self, timeout: float = 60.0) -> None:
         config = self.workdir / "prometheus.yml"
         config.write_text(render(f"http://{self.target}", "500ms"))
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(self.workdir / "prometheus.log", "ab")  # noqa: SIM115 (closed in stop)
         self._process = subprocess.Popen(
-            [_binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
+            [prometheus_binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-admin-api"],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

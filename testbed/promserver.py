@@ -205,7 +205,7 @@ def series_count(workloads: Iterable[Workload]) -> int:
                for w in workloads)
 
 
-def _binary(name: str) -> str:
+def prometheus_binary(name: str) -> str:
     found = shutil.which(name)
     if not found:
         raise PrometheusUnavailable(
@@ -225,7 +225,7 @@ def end_process(process: subprocess.Popen[Any], grace: float = 15.0) -> None:
             process.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -248,7 +248,7 @@ class PrometheusServer:
         return self._process.pid if self._process else None
 
     def start(self) -> None:
-        prometheus, promtool = _binary("prometheus"), _binary("promtool")
+        prometheus, promtool = prometheus_binary("prometheus"), prometheus_binary("promtool")
         data = self.workdir / "data"
         data.mkdir(parents=True)
         source = self.workdir / "data.om"
@@ -260,7 +260,7 @@ class PrometheusServer:
         config = self.workdir / "prometheus.yml"
         config.write_text("global:\n  scrape_interval: 100ms\n  evaluation_interval: 100ms\nscrape_configs: []\n")
         for _ in range(3):  # another process may take the free port between probe and bind
-            port = _free_port()
+            port = free_port()
             self._spawn(prometheus, config, data, port)
             if self._wait_ready(f"http://127.0.0.1:{port}"):
                 self.url = f"http://127.0.0.1:{port}"

@@ -20,7 +20,7 @@ from rollout.engine import is_due, iterate
 from rollout.metrics.collect import collect_snapshot
 from rollout.metrics.prometheus import PrometheusClient
 from rollout.ops.runner import ERROR, RunError, select_stack
-from rollout.provider import _credentials, _outputs, prometheus_settings, stored_state
+from rollout.provider import credentials_of, prometheus_settings, record_outputs, stored_state
 from rollout.report.describe import describe
 
 
@@ -54,10 +54,10 @@ def dry_run(stack_name: str, work_dir: Path, out: TextIO, now: float | None = No
             "password": values.get("prometheusPassword") or ""}
     prometheus = settings.prometheus_input()
     if after.stage == "Running":
-        with PrometheusClient(prometheus_settings(prometheus), _credentials(auth)) as client:
+        with PrometheusClient(prometheus_settings(prometheus), credentials_of(auth)) as client:
             snapshot = collect_snapshot(spec, client, after.started_at, now)
         after = iterate(spec, snapshot, after, now)
-    would = _outputs(spec.to_wire(), prometheus, spec, after)
+    would = record_outputs(spec.to_wire(), prometheus, spec, after)
     wait = state.last_iteration_at + spec.interval_seconds - now
     out.write(f"Dry run of stack {stack_name}: nothing was changed.\n")
     out.write(f"Now:        {state.stage}, iteration {state.iteration}, weights {_split(state.weights)}\n")

@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from localenv.scrape_config import JOB, main, render, scrape_config
-from testbed.promserver import _binary
+from testbed.promserver import prometheus_binary
 
 
 def test_promtool_accepts_the_configuration(tmp_path: Path) -> None:
     config = tmp_path / "prometheus.yml"
     config.write_text(render("http://127.0.0.1:8080", "1s"))
-    checked = subprocess.run([_binary("promtool"), "check", "config", str(config)], capture_output=True, text=True,
+    checked = subprocess.run([prometheus_binary("promtool"), "check", "config", str(config)], capture_output=True, text=True,
                              check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 

@@ -133,11 +133,11 @@ def test_describe_and_plot_read_a_record_with_controls(tmp_path: Path) -> None:
     import json
 
     from rollout.__main__ import main
-    from rollout.provider import _outputs
+    from rollout.provider import record_outputs
 
     state = apply_control(SPEC, running(), Control("pause", reason="dashboards"), 35.0)
     state = apply_control(SPEC, state, Control("promote", version=V2), 45.0)
-    record = {k: v for k, v in json.loads(json.dumps(_outputs(SPEC.to_wire(), {"url": "http://p"}, SPEC, state)))
+    record = {k: v for k, v in json.loads(json.dumps(record_outputs(SPEC.to_wire(), {"url": "http://p"}, SPEC, state)))
               .items() if v is not None}  # as the engine stores it: nulls dropped
     src = tmp_path / "r.json"
     src.write_text(json.dumps(record))

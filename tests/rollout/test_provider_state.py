@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from rollout.core.outcomes import Snapshot
 from rollout.core.spec import ExperimentSpec
 from rollout.core.state import FAILED, ExperimentState, StateError
-from rollout.provider import ExperimentProvider, _outputs, stored_state
+from rollout.provider import ExperimentProvider, record_outputs, stored_state
 from tests.rollout.factories import healthy, seed_experiment, seed_spec, snapshot
 
 STATE_KEYS = ("stage", "startedAt", "lastIterationAt", "weights", "iteration", "consecutiveErrors", "winner",
@@ -32,7 +32,7 @@ def good_olds() -> dict[str, Any]:
     now = time.time()
     state = ExperimentState(stage="Running", started_at=now - 60, last_iteration_at=now - 30,
                             weights={"iris-v1": 90, "iris-v2": 10}, iteration=1, winner="iris-v2")
-    return _outputs(NEWS["experiment"], NEWS["prometheus"], spec, state)
+    return record_outputs(NEWS["experiment"], NEWS["prometheus"], spec, state)
 
 
 def stub_snapshot(spec: ExperimentSpec, *_: Any, **__: Any) -> Snapshot:
