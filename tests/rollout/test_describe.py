@@ -11,7 +11,7 @@ import pytest
 from rollout.__main__ import main
 from rollout.core.outcomes import Failed
 from rollout.engine import iterate, start
-from rollout.provider import _outputs
+from rollout.provider import record_outputs
 from rollout.report.describe import describe, progress_line
 from rollout.report.record import experiment_record
 from tests.rollout.factories import healthy, no_traffic, seed_experiment, seed_spec, snapshot
@@ -25,7 +25,7 @@ def record(iterations: int, broken_last: bool = False) -> dict[str, Any]:
         if broken_last and i == iterations - 1:
             data = {k: Failed("HTTP 503") for k in data}
         state = iterate(spec, data, state, 1_700_000_000.0 + 10 * (i + 1))
-    return _outputs(seed_experiment(), {"url": "http://127.0.0.1:9090"}, spec, state)
+    return record_outputs(seed_experiment(), {"url": "http://127.0.0.1:9090"}, spec, state)
 
 
 def test_describe_has_the_iter8ctl_sections_and_the_decisive_values() -> None:

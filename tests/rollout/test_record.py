@@ -14,7 +14,7 @@ from rollout.core.state import COMPLETED
 from rollout.core.templating import render
 from rollout.engine import iterate, start
 from rollout.metrics.collect import collect_snapshot
-from rollout.provider import _outputs
+from rollout.provider import record_outputs
 from testbed.prometheus import SessionPrometheus
 from tests.rollout.factories import healthy, seed_experiment, seed_spec, snapshot
 
@@ -37,7 +37,7 @@ def seed_run(prometheus: SessionPrometheus, algorithm: str) -> tuple[dict[str, o
             snapshots.append(collect_snapshot(spec, client, started, now))
             state = iterate(spec, snapshots[-1], state, now)
     assert state.stage == COMPLETED, state.messages
-    return _outputs(experiment, {"url": prometheus.url, "timeoutSeconds": 10}, spec, state), snapshots
+    return record_outputs(experiment, {"url": prometheus.url, "timeoutSeconds": 10}, spec, state), snapshots
 
 
 def test_each_entry_keeps_the_query_behind_every_value_and_the_record_stays_small(
