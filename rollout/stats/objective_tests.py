@@ -36,7 +36,7 @@ from typing import Any
 from rollout.core.assessment import VersionAssessment, within
 from rollout.core.outcomes import Snapshot, value_of
 from rollout.core.spec import ExperimentSpec, Objective
-from rollout.stats.evalues import BETS, add_batch_mean, bets_log_e, proportion_log_e
+from rollout.stats.evalues import BETS, add_batch_mean, bets_log_e, proportion_log_e, stored_floats
 
 LEAN = 0.0
 """Log of the e-value above which a version is held back (1: the data lean to a breach)."""
@@ -58,11 +58,6 @@ class ObjectiveTests:
     """Versions whose every proportion-type objective (error rates, slow shares) is shown to be met."""
     beyond: frozenset[str] = frozenset()
     """Versions with a tested objective whose estimate (share, mean) is beyond its limit now."""
-
-
-def _floats(raw: Any, size: int) -> list[float]:
-    ok = isinstance(raw, list) and len(raw) == size and all(isinstance(x, (int, float)) for x in raw)
-    return [float(x) for x in raw] if ok else [0.0] * size
 
 
 def _count(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str) -> float | None:
@@ -101,7 +96,7 @@ def _log_e(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, versi
     limit = objective.upper_limit
     if limit is None or limit <= 0 or objective.lower_limit is not None or value < 0:
         return None, "", None, False
-    n0, sum0, *logs = _floats(old, 2 + len(BETS))
+    n0, sum0, *logs = stored_floats(old, 2 + len(BETS))
     if n < n0:  # a counter reset: start the batches again, keep the wealth
         n0, sum0 = 0.0, 0.0
     if n > n0:

@@ -76,6 +76,7 @@ from rollout.stats.evalues import (
     pair_log_e,
     probability_best,
     projected_log_e,
+    stored_floats,
 )
 from rollout.stats.objective_tests import assess
 from rollout.stats.objective_tests import report as _report
@@ -97,11 +98,6 @@ class _Rewards:
     stale: str = ""
 
 
-def _floats(raw: Any, size: int) -> list[float]:
-    ok = isinstance(raw, list) and len(raw) == size and all(isinstance(x, (int, float)) for x in raw)
-    return [float(x) for x in raw] if ok else [0.0] * size
-
-
 def _counts(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> _Rewards:
     names, metric = spec.version_names, spec.rewards[0].metric
     by_time = spec.sequential.exposure is Exposure.TIME
@@ -111,10 +107,10 @@ def _counts(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) ->
     exposure = {v: 0.0 if by_time else float(seen[v] or 0.0) for v in names}
     stale = "" if by_time or None not in seen.values() else f"no {spec.request_count} for every version"
     if stale:  # no update: the next look's batch spans this one too
-        events, exposure = ({v: _floats(before.get(v), 2)[i] for v in names} for i in (0, 1))
+        events, exposure = ({v: stored_floats(before.get(v), 2)[i] for v in names} for i in (0, 1))
     step: dict[str, tuple[float, float] | None] = {}
     for v in names:
-        y0, e0 = _floats(before.get(v), 2)
+        y0, e0 = stored_floats(before.get(v), 2)
         dy, de = events[v] - y0, exposure[v] - e0
         step[v] = (dy, de) if dy >= 0 and de >= 0 else None  # a reset: this look only rebases
     stored = old.get("prior", 1 if old.get("pairs") else PRIOR)
@@ -124,7 +120,7 @@ def _counts(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) ->
                    stale=stale)
     for i, u in enumerate(names):
         for v in names[i + 1:]:
-            logs = _floats(old.get("pairs", {}).get(f"{u}|{v}"), len(SIGNED))
+            logs = stored_floats(old.get("pairs", {}).get(f"{u}|{v}"), len(SIGNED))
             su, sv = step[u], step[v]
             if su and sv and (by_time or (su[1] > 0 and sv[1] > 0)):
                 add_look(logs, su[0], sv[0], 1.0 if by_time else sv[1] / su[1])
@@ -142,7 +138,7 @@ def _means(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> 
     out = _Rewards(running={"moments": {}})
     variance: dict[str, float] = {}
     for v in names:
-        n0, sum0, sq0, k0 = _floats(old.get("moments", {}).get(v), 4)
+        n0, sum0, sq0, k0 = stored_floats(old.get("moments", {}).get(v), 4)
         mean = value_of(snapshot.get((metric.name, v)))
         n = value_of(snapshot.get((metric.sample_size or "", v)))
         if mean is not None and n is not None and n > 0:
