@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rollout.core.text import shown
+
 RUNNING = "Running"
 COMPLETED = "Completed"
 FAILED = "Failed"
@@ -77,7 +79,7 @@ class ExperimentState:
         """The state stored in the resource outputs; StateError names the first field that is unreadable."""
         stage = outs.get("stage")
         if stage not in STAGES:
-            raise StateError("stage", f"must be one of {', '.join(STAGES)}, got {_shown(stage)}")
+            raise StateError("stage", f"must be one of {', '.join(STAGES)}, got {shown(stage)}")
         weights = _mapping(outs, "weights", required=True)
         return cls(
             stage=str(stage),
@@ -106,15 +108,10 @@ class StateError(ValueError):
         self.field = field
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _time(outs: Mapping[str, Any], key: str) -> float:
     value = outs.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise StateError(key, f"must be a unix time, got {_shown(value)}")
+        raise StateError(key, f"must be a unix time, got {shown(value)}")
     return float(value)
 
 
@@ -123,14 +120,14 @@ def _count(value: Any, key: str, most: int | None = None) -> int:
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
             or value != int(value) or value < 0 or (most is not None and value > most)):
         bound = f"0 to {most}" if most is not None else "0 or more"
-        raise StateError(key, f"must be a whole number, {bound}, got {_shown(value)}")
+        raise StateError(key, f"must be a whole number, {bound}, got {shown(value)}")
     return int(value)
 
 
 def _name(outs: Mapping[str, Any], key: str) -> str | None:
     value = outs.get(key)
     if value is not None and not isinstance(value, str):
-        raise StateError(key, f"must be a version name or null, got {_shown(value)}")
+        raise StateError(key, f"must be a version name or null, got {shown(value)}")
     return value
 
 
@@ -139,7 +136,7 @@ def _mapping(outs: Mapping[str, Any], key: str, required: bool = False) -> Mappi
     if value is None and not required:
         return {}
     if not isinstance(value, Mapping):
-        raise StateError(key, f"must be a mapping, got {_shown(value)}")
+        raise StateError(key, f"must be a mapping, got {shown(value)}")
     return value
 
 
@@ -148,9 +145,9 @@ def _list(outs: Mapping[str, Any], key: str, item: type) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, (list, tuple)):
-        raise StateError(key, f"must be a list, got {_shown(value)}")
+        raise StateError(key, f"must be a list, got {shown(value)}")
     for i, entry in enumerate(value):
         if not isinstance(entry, item):
             raise StateError(f"{key}[{i}]", f"must be a {'mapping' if item is Mapping else 'string'}, "
-                                            f"got {_shown(entry)}")
+                                            f"got {shown(entry)}")
     return list(value)

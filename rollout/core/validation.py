@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 
 from rollout.core.schema import Loc, duplicates, unknown_metrics
 from rollout.core.spec import ExperimentSpec
+from rollout.core.text import shown
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,6 @@ def key_path(loc: Iterable[str | int], prefix: str = "") -> str:
     return path
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 _KINDS = {
     "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
     "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
@@ -64,14 +60,14 @@ def message(error: ErrorDetails) -> str:
     """What is wrong, in the project's words; custom rules already speak them."""
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind in _KINDS:
-        return f"must be {_KINDS[kind]}, got {_shown(error['input'])}"
+        return f"must be {_KINDS[kind]}, got {shown(error['input'])}"
     if kind == "missing":
         return "is required"
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return "is not a known key"
     if kind in ("enum", "literal_error"):
         choices = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
-        return f"must be one of {choices}, got {_shown(error['input'])}"
+        return f"must be one of {choices}, got {shown(error['input'])}"
     if kind == "too_short":
         return f"needs at least {ctx.get('min_length')} item(s)"
     return error["msg"].removeprefix("Value error, ")
