@@ -12,7 +12,8 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from components.metrics.seldon import JQ_FIRST_VALUE, PREDICTIONS, SERVER, WINDOW
+from components.metrics.seldon import PREDICTIONS, SERVER, WINDOW
+from rollout.core.spec import JQ_FIRST_VALUE
 
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 """The bounds of the Seldon executor's histograms in seconds: the Prometheus defaults plus 0.075, 0.75

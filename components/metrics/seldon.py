@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rollout.core.spec import JQ_FIRST_VALUE
+
 SELECTOR = 'seldon_deployment_id="$sid",predictor_name="$predictor",kubernetes_namespace="$ns"'
 PREDICTION_SERVICES = ("predictions", "/seldon.protos.Seldon/Predict", "/inference.GRPCInferenceService/ModelInfer",
                        "/tensorflow.serving.PredictionService/Predict")
@@ -43,7 +45,6 @@ PREDICTIONS = f'service=~"{PREDICTION_SERVICE}",{SELECTOR}'
 ERRORS = f'code!~"{"|".join(SUCCESS_CODES)}",{PREDICTIONS}'
 FEEDBACK = f'service=~"{FEEDBACK_SERVICE}",{SELECTOR}'
 WINDOW = "[${elapsedTime}s]"
-JQ_FIRST_VALUE = ".data.result[0].value[1] | tonumber"
 
 SERVER = "seldon_api_executor_server_requests_seconds"
 """Every request the executor receives, arrival to answer (what a caller of the deployment waits for)."""
