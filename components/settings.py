@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     ConfigDict,
-    Field,
     StrictBool,
     ValidationError,
     ValidationInfo,
@@ -29,6 +28,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from components.metrics.seldon import metric_library
+from rollout.core.control import Action
 from rollout.core.schema import (
     AtLeastOne,
     Loc,
@@ -43,6 +43,7 @@ from rollout.core.schema import (
 )
 from rollout.core.spec import ExperimentSettings, ExperimentSpec, Metric, Objective, Reward
 from rollout.core.templating import ELAPSED_TIME
+from rollout.notify import Webhook
 
 Implementation = Literal["SKLEARN_SERVER", "XGBOOST_SERVER", "TENSORFLOW_SERVER", "MLFLOW_SERVER",
                          "TRITON_SERVER", "HUGGINGFACE_SERVER", "TEMPO_SERVER"]
@@ -133,7 +134,7 @@ class ExperimentConfig(ExperimentSettings):
 class ControlConfig(Model):
     """An operator's control (rollout/core/control.py); no action = none."""
 
-    action: Literal["pause", "resume", "abort", "promote"] | None = None
+    action: Action | None = None
     version: str | None = None
     """The version to promote (promote only)."""
     reason: str | None = None
@@ -149,21 +150,6 @@ class ControlConfig(Model):
     def to_input(self) -> dict[str, Any] | None:
         return None if self.action is None else {"action": self.action, "version": self.version,
                                                  "reason": self.reason or ""}
-
-
-def _webhook_url(value: str) -> str:
-    """Never echoed in a message: the URL is a secret (it often carries a token)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PydanticCustomError("url", "must be an http:// or https:// URL (not shown: it is secret)")
-    return value
-
-
-class Webhook(Model):
-    """Where notifications go: a URL (secret) and the payload's format."""
-
-    url: Annotated[str, AfterValidator(_webhook_url), Field(repr=False)]
-    format: Literal["generic", "slack"] = "generic"
 
 
 class StackConfig(Model):

@@ -11,15 +11,21 @@ block nor change a decision. Results never carry the webhook's URL (it is a secr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 import requests
+from pydantic import AfterValidator, ConfigDict
+from pydantic import dataclasses as pydantic_dataclasses
+from pydantic_core import PydanticCustomError
 
 TIMEOUT_SECONDS = 2.0
 """One attempt per event and webhook, no retries: an `up` waits at most this long per delivery."""
 
-FORMATS = ("generic", "slack")
+Format = Literal["generic", "slack"]
+"""The payload's shape: the generic JSON document, or a Slack message (`text`)."""
+FORMATS: tuple[str, ...] = get_args(Format)
 
 
 @dataclass(frozen=True)
@@ -87,10 +93,20 @@ def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]
     return found
 
 
-@dataclass(frozen=True)
+def _webhook_url(value: str) -> str:
+    """Never echoed in a message: the URL is a secret (it often carries a token)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("url", "must be an http:// or https:// URL (not shown: it is secret)")
+    return value
+
+
+@pydantic_dataclasses.dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Webhook:
-    url: str
-    format: str = "generic"
+    """Where notifications go: a URL (secret) and the payload's format; the stack's `notifications` items."""
+
+    url: Annotated[str, AfterValidator(_webhook_url)] = field(repr=False)
+    format: Format = "generic"
 
 
 def deliver(found: Sequence[Event], hooks: Sequence[Webhook], session: requests.Session | None = None,

@@ -32,6 +32,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 from pulumi.runtime import rpc
+from pydantic import ValidationError
 
 from rollout.core.control import Control, apply_control
 from rollout.core.spec import ExperimentSpec
@@ -159,10 +160,13 @@ def record_outputs(spec_inputs: Mapping[str, Any], prometheus: Mapping[str, Any]
 def _webhooks(raw: Any) -> list[Webhook]:
     """The `webhooks` input (the stack's `notifications`: a secret list of url and format, checked by the
     stack's schema)."""
-    if not isinstance(raw, (list, tuple)):
-        return []
-    return [Webhook(str(h["url"]), str(h.get("format") or "generic"))
-            for h in raw if isinstance(h, Mapping) and isinstance(h.get("url"), str)]
+    hooks = []
+    for h in raw if isinstance(raw, (list, tuple)) else ():
+        try:
+            hooks.append(Webhook(h["url"], h.get("format") or "generic"))
+        except (TypeError, KeyError, ValidationError):  # one the stack's schema refuses: it never blocks a decision
+            continue
+    return hooks
 
 
 def _notified(before: Mapping[str, Any] | None, outs: dict[str, Any], hooks: list[Webhook],

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from rollout.core.spec import ExperimentSpec
 from rollout.core.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
 from rollout.core.weights import baseline_only
 
-ACTIONS = ("pause", "resume", "abort", "promote")
+Action = Literal["pause", "resume", "abort", "promote"]
+ACTIONS: tuple[str, ...] = get_args(Action)
 
 
 @dataclass(frozen=True)
