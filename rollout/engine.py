@@ -15,6 +15,7 @@ from rollout.core.outcomes import Failed, NoData, Observed, Snapshot
 from rollout.core.spec import Algorithm, ExperimentSpec
 from rollout.core.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
 from rollout.core.templating import elapsed_seconds
+from rollout.core.text import weight_split
 from rollout.core.weights import baseline_only
 
 Algorithm_ = Callable[[ExperimentSpec, Snapshot, ExperimentState], Decision]
@@ -137,7 +138,7 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
         # Freeze: hold the weights in force and pause for a person (control: resume, abort or promote).
         # The iteration does not count: nothing was decided.
         reason = "; ".join(f"{a.version} broke {', '.join(a.broken)}" for a in frozen)
-        message = (f"Frozen: {reason}; weights held at {', '.join(f'{v} {w}%' for v, w in state.weights.items())}. "
+        message = (f"Frozen: {reason}; weights held at {weight_split(state.weights)}. "
                    "Set the control to resume, abort or promote")
         return state.evolve(values=values, assessments=assessments, evidence=decision.evidence,
                             consecutive_errors=0, last_iteration_at=now, stage=PAUSED, messages=(message,),

@@ -20,6 +20,8 @@ from pydantic import AfterValidator, ConfigDict
 from pydantic import dataclasses as pydantic_dataclasses
 from pydantic_core import PydanticCustomError
 
+from rollout.core.text import weight_split
+
 TIMEOUT_SECONDS = 2.0
 """One attempt per event and webhook, no retries: an `up` waits at most this long per delivery."""
 
@@ -40,9 +42,8 @@ class Event:
         name = (record.get("spec") or {}).get("name", "experiment")
         weights = dict(record.get("weights") or {})
         if fmt == "slack":
-            split = ", ".join(f"{v} {int(w)}%" for v, w in weights.items())
             return {"text": f"[{name}] {self.kind}: {self.reason} (stage {record.get('stage')}, "
-                            f"iteration {int(record.get('iteration') or 0)}, {split})"}
+                            f"iteration {int(record.get('iteration') or 0)}, {weight_split(weights)})"}
         return {"source": "seldon-rollout", "event": self.kind, "experiment": name, "reason": self.reason,
                 "stage": record.get("stage"), "iteration": int(record.get("iteration") or 0),
                 "weights": weights, "winner": record.get("winner"), "promoted": record.get("promoted"),

@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 
 from rollout.core.spec import ExperimentSpec
 from rollout.core.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
+from rollout.core.text import weight_split
 from rollout.core.weights import baseline_only
 
 Action = Literal["pause", "resume", "abort", "promote"]
@@ -63,7 +64,7 @@ def _effect(spec: ExperimentSpec, state: ExperimentState, control: Control,
     if control.action == "pause":
         if stage == PAUSED:
             return _ignored(control, state, "the experiment is already Paused")
-        return (f"Paused by control: weights held at {_split(state.weights)}",
+        return (f"Paused by control: weights held at {weight_split(state.weights)}",
                 state.evolve(stage=PAUSED))
     if control.action == "resume":
         if stage != PAUSED:
@@ -81,10 +82,6 @@ def _effect(spec: ExperimentSpec, state: ExperimentState, control: Control,
     weights = {name: (100 if name == version else 0) for name in spec.version_names}
     return (f"Promoted {version} by control",
             state.evolve(stage=COMPLETED, weights=weights, promoted=version))
-
-
-def _split(weights: Mapping[str, int]) -> str:
-    return ", ".join(f"{v} {w}%" for v, w in weights.items())
 
 
 def apply_control(spec: ExperimentSpec, state: ExperimentState, control: Control | None,

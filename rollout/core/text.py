@@ -1,7 +1,8 @@
-"""How values appear in the project's messages: a user's value quoted and shortened."""
+"""How values appear in the project's messages: a user's value quoted and shortened, a weight split."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 SHOWN_MAX = 60
@@ -17,3 +18,7 @@ def shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX - 3] + "..."
 
+
+def weight_split(weights: Mapping[str, float]) -> str:
+    """The traffic split as messages write it, in the mapping's order: `iris-v1 95%, iris-v2 5%`."""
+    return ", ".join(f"{v} {int(w)}%" for v, w in weights.items())

@@ -16,16 +16,13 @@ from typing import Any, TextIO
 from components.stack_config import PROJECT, ConfigError, load_stack_config, project_values
 from rollout.core.control import Control, apply_control
 from rollout.core.state import StateError
+from rollout.core.text import weight_split
 from rollout.engine import is_due, iterate
 from rollout.metrics.collect import collect_snapshot
 from rollout.metrics.prometheus import PrometheusClient
 from rollout.ops.runner import ERROR, RunError, select_stack
 from rollout.provider import credentials_of, prometheus_settings, record_outputs, stored_state
 from rollout.report.describe import describe
-
-
-def _split(weights: Any) -> str:
-    return ", ".join(f"{v} {int(w)}%" for v, w in dict(weights or {}).items())
 
 
 def dry_run(stack_name: str, work_dir: Path, out: TextIO, now: float | None = None) -> int:
@@ -60,8 +57,8 @@ def dry_run(stack_name: str, work_dir: Path, out: TextIO, now: float | None = No
     would = record_outputs(spec.to_wire(), prometheus, spec, after)
     wait = state.last_iteration_at + spec.interval_seconds - now
     out.write(f"Dry run of stack {stack_name}: nothing was changed.\n")
-    out.write(f"Now:        {state.stage}, iteration {state.iteration}, weights {_split(state.weights)}\n")
-    out.write(f"Would be:   {after.stage}, iteration {after.iteration}, weights {_split(after.weights)}"
+    out.write(f"Now:        {state.stage}, iteration {state.iteration}, weights {weight_split(state.weights)}\n")
+    out.write(f"Would be:   {after.stage}, iteration {after.iteration}, weights {weight_split(after.weights)}"
               + (f", promoting {after.promoted}" if after.promoted and after.promoted != state.promoted else "")
               + "\n")
     out.write("When:       " + ("the next `pulumi up` (the interval has passed)" if due or state.stage != "Running"

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rollout.core.text import weight_split
 from rollout.report.record import ExperimentRecord, MetricValue, RecordError, experiment_record
 
 __all__ = ["ExperimentRecord", "RecordError", "describe", "experiment_record", "progress_line", "unmet"]
@@ -71,7 +72,7 @@ def describe(document: ExperimentRecord | Mapping[str, Any]) -> str:
             f"Winning version: {record.winner or 'not found'}",
             f"Version recommended for promotion: {record.winner or spec.baseline.name}",
             f"Promoted: {record.promoted or 'not yet'}",
-            "Current weights: " + ", ".join(f"{v} {weights.get(v, 0)}%" for v in versions)]
+            "Current weights: " + weight_split({v: weights.get(v, 0) for v in versions})]
     if spec.rewards:
         out += [_section("Reward Assessment"), "> Identifies the version with the best reward."]
         rows = []
@@ -122,11 +123,11 @@ def _evidence(evidence: Mapping[str, Any], versions: Sequence[str]) -> list[str]
 def progress_line(document: ExperimentRecord | Mapping[str, Any]) -> str:
     """One line for a terminal while the experiment runs."""
     record = experiment_record(document)
-    weights = " ".join(f"{v}={w}%" for v, w in record.weights.items())
     reward = record.spec.rewards[0].metric if record.spec.rewards else ""
     deciding = " ".join(f"{v}:{_cell(e)}" for v, e in record.values.get(reward, {}).items())
     message = "; ".join(record.messages)
-    return (f"iteration {record.iteration}/{record.spec.total_iterations} {record.stage} | {weights}"
+    return (f"iteration {record.iteration}/{record.spec.total_iterations} {record.stage} | "
+            f"{weight_split(record.weights)}"
             + (f" | {reward} {deciding}" if deciding else "") + (f" | {message}" if message else ""))
 
 

@@ -49,7 +49,7 @@ def test_describe_shows_why_an_iteration_was_held() -> None:
 
 def test_progress_line() -> None:
     line = progress_line(record(2))
-    assert line.startswith("iteration 2/10 Running | iris-v1=85% iris-v2=15% | user-engagement iris-v1:14 iris-v2:20")
+    assert line.startswith("iteration 2/10 Running | iris-v1 85%, iris-v2 15% | user-engagement iris-v1:14 iris-v2:20")
 
 
 def test_cli_describe_reads_the_whole_stack_output_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
