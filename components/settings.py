@@ -12,7 +12,6 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -40,6 +39,7 @@ from rollout.core.schema import (
     in_range,
     raise_problems,
     unknown_metrics,
+    url_problem,
 )
 from rollout.core.spec import ExperimentSettings, ExperimentSpec, Metric, Objective, Reward
 from rollout.core.templating import ELAPSED_TIME
@@ -76,14 +76,9 @@ def _http_url(key: str, secret_keys: str | None = None) -> Any:
     def check(value: str) -> str:
         if value == "" and secret_keys is None:
             return value  # load.gatewayUrl: empty = the ingress gateway's cluster IP
-        if "@" in value.split("?", 1)[0].split("#", 1)[0]:
-            where = secret_keys or "a Kubernetes Secret"
-            raise PydanticCustomError("url", "must not carry credentials (user:password@); put them in {where}, "
-                                             "set with `pulumi config set --secret`", {"where": where})
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PydanticCustomError("url", "must start with http:// or https:// and name a host, got {v}",
-                                      {"v": repr(value)})
+        problem = url_problem(value, f"{secret_keys or 'a Kubernetes Secret'}, set with `pulumi config set --secret`")
+        if problem:
+            raise PydanticCustomError("url", "{problem}", {"problem": problem})
         return value
     return AfterValidator(check)
 

@@ -35,6 +35,7 @@ from pulumi.runtime import rpc
 from pydantic import ValidationError
 
 from rollout.core.control import Control, apply_control
+from rollout.core.schema import url_problem
 from rollout.core.spec import ExperimentSpec
 from rollout.core.state import ExperimentState, StateError
 from rollout.core.validation import parse_experiment, validate
@@ -128,9 +129,9 @@ def _check_prometheus(raw: Any) -> list[CheckFailure]:
     if not isinstance(raw, Mapping):
         return [CheckFailure("prometheus", "must be a mapping with url")]
     failures = []
-    url = raw.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        failures.append(CheckFailure("prometheus.url", f"must be an http:// or https:// URL, got {url!r}"))
+    problem = url_problem(raw.get("url"), "prometheusAuth")
+    if problem:
+        failures.append(CheckFailure("prometheus.url", problem))
     timeout = raw.get("timeoutSeconds", 5)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 300:
         failures.append(CheckFailure("prometheus.timeoutSeconds", f"must be between 0 and 300, got {timeout!r}"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
@@ -72,6 +73,19 @@ Percent = Annotated[Whole, AfterValidator(in_range(0, 100))]
 Positive = Annotated[Number, AfterValidator(in_range(0, None, open_ends=True))]
 NonEmpty = Annotated[str, AfterValidator(_non_empty)]
 MetricRef = Annotated[NonEmpty, AfterValidator(_short)]
+
+
+def url_problem(value: Any, credentials_go_to: str) -> str | None:
+    """What is wrong with `value` as an http(s) server's URL, None when nothing: it has the scheme http or https
+    and a host, and no credentials (`user:password@`: they would be stored in plain text, and go elsewhere)."""
+    if isinstance(value, str) and "@" in value.split("?", 1)[0].split("#", 1)[0]:
+        return f"must not carry credentials (user:password@); put them in {credentials_go_to}"
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        fine = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # not a URL at all (an unclosed IPv6 bracket)
+        fine = False
+    return None if fine else f"must start with http:// or https:// and name a host, got {value!r}"
 
 
 def unknown_metrics(refs: Sequence[tuple[Loc, str | None]], known: set[str]) -> list[tuple[Loc, str]]:
