@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     AfterValidator,
     ConfigDict,
+    ModelWrapValidatorHandler,
     StrictBool,
     ValidationError,
     ValidationInfo,
@@ -40,8 +41,9 @@ from rollout.core.schema import (
     raise_problems,
     unknown_metrics,
     url_problem,
+    with_problems,
 )
-from rollout.core.spec import ExperimentSettings, ExperimentSpec, Metric, Objective, Reward
+from rollout.core.spec import ExperimentSettings, ExperimentSpec, Metric, Objective, Reward, cross_references
 from rollout.core.templating import ELAPSED_TIME
 from rollout.notify import Webhook
 
@@ -277,6 +279,24 @@ class StackConfig(Model):
                     problems.append((loc, error["msg"]))
             raise_problems("experiment", problems, experiment)
         return experiment
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _experiment_references(cls, data: Any, handler: ModelWrapValidatorHandler[StackConfig]) -> StackConfig:
+        """The metrics the experiment names (`cross_references`, against the library and extraMetrics), also when
+        another of its fields is invalid: `_experiment` checks them only on a valid experiment."""
+        try:
+            return handler(data)
+        except ValidationError as err:
+            experiment = data.get("experiment") if isinstance(data, Mapping) else None
+            if not isinstance(experiment, Mapping) or all(e["loc"][:1] != ("experiment",) for e in err.errors()):
+                raise
+            extra = data.get("extraMetrics")
+            extra_names = [m.get("name") for m in extra if isinstance(m, Mapping)] if isinstance(extra, list) else []
+            names = {m.name for m in library(())} | {n for n in extra_names if isinstance(n, str)}
+            defaults = ExperimentConfig().model_dump(by_alias=True, include={"request_count"})
+            found = cross_references({**defaults, **experiment, "metrics": [{"name": n} for n in sorted(names)]})
+            raise with_problems(err, [(("experiment", *loc), text) for loc, text in found]) from None
 
     @property
     def versions(self) -> tuple[VersionConfig, ...]:

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from components.settings import ExperimentConfig, StackConfig, library
-from rollout.core.validation import Problem, problems_of, reference_problems
+from components.settings import StackConfig
+from rollout.core.validation import Problem, problems_of
 
 PROJECT = "seldon-rollout"
 SECRET_KEYS = ("prometheusToken", "prometheusPassword")
@@ -60,8 +60,6 @@ def load_stack_config(values: Mapping[str, Any], secret: Collection[str] = ()) -
         settings = StackConfig.model_validate(raw)
     except ValidationError as err:
         problems = plain_secrets + problems_of(err)
-        if any(p.field.startswith("experiment") for p in problems):
-            problems += _references(raw, {p.field for p in problems})
         raise ConfigError([f"{PROJECT}:{p}" for p in problems]) from None
     if plain_secrets:
         raise ConfigError([f"{PROJECT}:{p}" for p in plain_secrets])
@@ -70,20 +68,6 @@ def load_stack_config(values: Mapping[str, Any], secret: Collection[str] = ()) -
     except ValidationError as err:  # every rule of the spec is also a rule of the stack: this is a safety net
         raise ConfigError([f"{PROJECT}:{p}" for p in problems_of(err, "experiment")]) from None
     return settings
-
-
-def _references(raw: Mapping[str, Any], reported: set[str]) -> list[Problem]:
-    """Unknown metrics the experiment names, also when another of its fields is invalid."""
-    experiment, extra = raw.get("experiment"), raw.get("extraMetrics")
-    if not isinstance(experiment, Mapping):
-        return []
-    names = {m.name for m in library(())}
-    names |= {m["name"] for m in extra if isinstance(m, Mapping) and isinstance(m.get("name"), str)} \
-        if isinstance(extra, list) else set()
-    defaults = ExperimentConfig().model_dump(by_alias=True, include={"request_count"})
-    found = reference_problems({**defaults, **experiment, "metrics": [{"name": n} for n in sorted(names)]},
-                               "experiment")
-    return [p for p in found if p.field not in reported]
 
 
 def project_values(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -95,5 +95,18 @@ def unknown_metrics(refs: Sequence[tuple[Loc, str | None]], known: set[str]) -> 
             if name is not None and name not in known]
 
 
-def duplicates(names: Sequence[str]) -> list[tuple[Loc, str]]:
-    return [((i, "name"), f"duplicate name {name!r}") for i, name in enumerate(names) if name in names[:i]]
+def duplicates(names: Sequence[str | None]) -> list[tuple[Loc, str]]:
+    """A problem at each item whose name an earlier item has (None: an item without a name)."""
+    return [((i, "name"), f"duplicate name {name!r}") for i, name in enumerate(names)
+            if name is not None and name in names[:i]]
+
+
+def with_problems(err: ValidationError, problems: Sequence[tuple[Loc, str]]) -> ValidationError:
+    """`err` and `problems` as one error: every problem at once, but none at a location `err` reports already."""
+    found = err.errors()
+    seen = {e["loc"] for e in found}
+    return ValidationError.from_exception_data(err.title, [
+        *(InitErrorDetails(type=PydanticCustomError(e["type"], "{message}", {**e.get("ctx", {}), "message": e["msg"]}),
+                           loc=e["loc"], input=e["input"]) for e in found),
+        *(InitErrorDetails(type=PydanticCustomError("rule", "{message}", {"message": message}), loc=loc, input=None)
+          for loc, message in problems if loc not in seen)])

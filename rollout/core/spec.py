@@ -15,13 +15,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
     Field,
+    ModelWrapValidatorHandler,
     StrictBool,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.alias_generators import to_snake
 from pydantic_core import PydanticCustomError
 
 from rollout.core.jqexpr import JqError, compile_expression
@@ -38,6 +42,7 @@ from rollout.core.schema import (
     in_range,
     raise_problems,
     unknown_metrics,
+    with_problems,
 )
 from rollout.core.templating import ELAPSED_TIME, TemplateError, template_variables
 
@@ -258,7 +263,7 @@ class ExperimentSpec(ExperimentSettings):
     @field_validator("versions")
     @classmethod
     def _versions(cls, versions: tuple[Version, ...], info: ValidationInfo) -> tuple[Version, ...]:
-        problems = duplicates([v.name for v in versions])
+        problems: list[tuple[Loc, str]] = []
         pattern = info.data.get("testing_pattern")
         if not versions:
             problems.append(((), "needs at least the baseline"))
@@ -273,9 +278,7 @@ class ExperimentSpec(ExperimentSettings):
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, metrics: tuple[Metric, ...], info: ValidationInfo) -> tuple[Metric, ...]:
-        names = [m.name for m in metrics]
-        problems = duplicates(names)
-        problems += unknown_metrics([((i, "sampleSize"), m.sample_size) for i, m in enumerate(metrics)], set(names))
+        problems: list[tuple[Loc, str]] = []
         for i, metric in enumerate(metrics):
             for version in info.data.get("versions") or ():
                 missing = metric.variables() - set(version.variables)
@@ -288,25 +291,23 @@ class ExperimentSpec(ExperimentSettings):
     @field_validator("rewards")
     @classmethod
     def _rewards(cls, rewards: tuple[Reward, ...], info: ValidationInfo) -> tuple[Reward, ...]:
-        problems = cls._references([((i, "metric"), r.metric) for i, r in enumerate(rewards)], info)
         pattern = info.data.get("testing_pattern")
         if not rewards and pattern in (TestingPattern.AB, TestingPattern.ABN):
-            problems.append(((), f"testingPattern {pattern.value} needs at least one reward"))
-        raise_problems("rewards", problems, rewards)
+            raise PydanticCustomError("rewards", "testingPattern {pattern} needs at least one reward",
+                                      {"pattern": pattern.value})
         return rewards
 
-    @field_validator("objectives")
+    @model_validator(mode="wrap")
     @classmethod
-    def _objectives(cls, objectives: tuple[Objective, ...], info: ValidationInfo) -> tuple[Objective, ...]:
-        raise_problems("objectives", cls._references(
-            [((i, "metric"), o.metric) for i, o in enumerate(objectives)], info), objectives)
-        return objectives
-
-    @field_validator("request_count")
-    @classmethod
-    def _request_count(cls, name: str | None, info: ValidationInfo) -> str | None:
-        raise_problems("requestCount", cls._references([((), name)], info), name)
-        return name
+    def _cross_references(cls, data: Any, handler: ModelWrapValidatorHandler[ExperimentSpec]) -> ExperimentSpec:
+        """`cross_references`, read from the input as given, so they are reported with every other problem
+        (pydantic checks across a list's items only once each item is valid)."""
+        try:
+            spec = handler(data)
+        except ValidationError as err:
+            raise with_problems(err, cross_references(data)) from None
+        raise_problems(cls.__name__, cross_references(spec.model_dump(by_alias=True)), data)
+        return spec
 
     @model_validator(mode="after")
     def _sequential_references(self) -> ExperimentSpec:
@@ -324,11 +325,6 @@ class ExperimentSpec(ExperimentSettings):
                      for i, t in enumerate(tests) if t.objective not in limited]
         raise_problems(type(self).__name__, problems, None)
         return self
-
-    @staticmethod
-    def _references(refs: Sequence[tuple[Loc, str | None]], info: ValidationInfo) -> list[tuple[Loc, str]]:
-        metrics = info.data.get("metrics")
-        return [] if metrics is None else unknown_metrics(refs, {m.name for m in metrics})
 
     @property
     def baseline(self) -> Version:
@@ -363,3 +359,35 @@ class ExperimentSpec(ExperimentSettings):
     def to_wire(self) -> dict[str, Any]:
         """The plain dict the provider receives (camelCase keys, unset optionals left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def cross_references(data: Any) -> list[tuple[Loc, str]]:
+    """Repeated version and metric names, and references to metrics that are not defined, in an experiment as
+    given (a mapping, keys camelCase or snake_case): each rule across the experiment's fields, in one place."""
+    if not isinstance(data, Mapping):
+        return []
+
+    def get(item: Any, key: str) -> Any:
+        item = item.model_dump(by_alias=True) if isinstance(item, BaseModel) else item
+        return item.get(key, item.get(to_snake(key))) if isinstance(item, Mapping) else None
+
+    def listed(key: str) -> list[Any]:
+        raw = get(data, key)
+        return list(raw) if isinstance(raw, (list, tuple)) else []
+
+    def ref(value: Any) -> str | None:  # a MetricRef's name, as the model reads it
+        return value.rsplit("/", 1)[-1] if isinstance(value, str) and value.strip() else None
+
+    def name(item: Any) -> str | None:
+        value = get(item, "name")
+        return value if isinstance(value, str) else None
+
+    metrics = listed("metrics")
+    problems = [(("versions", *loc), text) for loc, text in duplicates([name(v) for v in listed("versions")])]
+    problems += [(("metrics", *loc), text) for loc, text in duplicates([name(m) for m in metrics])]
+    refs: list[tuple[Loc, str | None]] = [(("metrics", i, "sampleSize"), ref(get(m, "sampleSize")))
+                                          for i, m in enumerate(metrics)]
+    refs += [(("rewards", i, "metric"), ref(get(r, "metric"))) for i, r in enumerate(listed("rewards"))]
+    refs += [(("objectives", i, "metric"), ref(get(o, "metric"))) for i, o in enumerate(listed("objectives"))]
+    refs.append((("requestCount",), ref(get(data, "requestCount"))))
+    return problems + unknown_metrics(refs, {n for m in metrics if (n := name(m)) and n.strip()})

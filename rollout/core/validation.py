@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from rollout.core.schema import Loc, duplicates, unknown_metrics
 from rollout.core.spec import ExperimentSpec
 from rollout.core.text import shown
 
@@ -78,39 +77,6 @@ def problems_of(err: ValidationError, prefix: str = "") -> list[Problem]:
     return [Problem(key_path(e["loc"], prefix), " ".join(message(e).split())) for e in err.errors()]
 
 
-def _raw_cross_checks(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
-    """Unknown metric references and repeated names, read from the raw input: reported even when another field of
-    the same list fails (the model checks a list across its items only once every item is valid)."""
-    def items(key: str) -> list[tuple[int, Mapping[str, Any]]]:
-        raw = data.get(key)
-        return [(i, x) for i, x in enumerate(raw) if isinstance(x, Mapping)] if isinstance(raw, list) else []
-
-    def name(value: Any) -> str | None:
-        return value.rsplit("/", 1)[-1] if isinstance(value, str) and value.strip() else None
-
-    metrics = items("metrics")
-    refs: list[tuple[Loc, str | None]] = [(("requestCount",), name(data.get("requestCount")))]
-    refs += [(("rewards", i, "metric"), name(r.get("metric"))) for i, r in items("rewards")]
-    refs += [(("objectives", i, "metric"), name(o.get("metric"))) for i, o in items("objectives")]
-    refs += [(("metrics", i, "sampleSize"), name(m.get("sampleSize"))) for i, m in metrics]
-    known = {n for _, m in metrics if (n := name(m.get("name")))}
-    repeats = [(("metrics", *loc), text) for loc, text in duplicates([str(m.get("name")) for _, m in metrics])]
-    repeats += [(("versions", *loc), text) for loc, text in
-                duplicates([str(v.get("name")) for _, v in items("versions")])]
-    return unknown_metrics(refs, known) + repeats
-
-
-def reference_problems(data: Mapping[str, Any], prefix: str = "") -> list[Problem]:
-    """Unknown metrics and repeated names in a raw experiment (see `_raw_cross_checks`)."""
-    return [Problem(key_path(loc, prefix), text) for loc, text in _raw_cross_checks(data)]
-
-
-def _explained(err: ValidationError, data: Mapping[str, Any], prefix: str) -> list[Problem]:
-    found = problems_of(err, prefix)
-    seen = {p.field for p in found}
-    return found + [p for p in reference_problems(data, prefix) if p.field not in seen]
-
-
 def parse_experiment(data: Any, prefix: str = "") -> ExperimentSpec:
     """Validate `data` (camelCase keys, as in stack config and the provider's inputs) into the typed spec.
 
@@ -121,7 +87,7 @@ def parse_experiment(data: Any, prefix: str = "") -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(_explained(err, data, prefix)) from None
+        raise SpecError(problems_of(err, prefix)) from None
 
 
 def validate(data: Any, prefix: str = "") -> list[Problem]:
