@@ -19,11 +19,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 # Everything the tests need on a fresh machine: system packages, the venv, the built toolchain.
 setup: deps venv toolchain
 
-# Everything, on TEST_WORKERS pytest-xdist workers (a test file stays on one worker, so its module
-# fixtures start once; each worker starts its own API server and Prometheus when its tests need them).
-TEST_WORKERS ?= 3
+# Everything, on TEST_WORKERS pytest-xdist workers. Each worker starts its own API server, data plane and
+# Prometheus when its tests need them (loopback, free ports, its own cluster directory), so tests of one
+# file may run side by side; `worksteal` keeps the workers busy when a few e2e tests take minutes. Most of
+# an e2e test is waiting for its schedule, which is why there are more workers than cores.
+TEST_WORKERS ?= 4
 test: setup
-	SELDON_ROLLOUT_REQUIRE_TOOLCHAIN=1 scripts/run-tests -n $(TEST_WORKERS) --dist loadfile --durations=20
+	SELDON_ROLLOUT_REQUIRE_TOOLCHAIN=1 scripts/run-tests -n $(TEST_WORKERS) --dist worksteal --durations=20
 
 # The edit-test loop: every test that needs no built toolchain (no engine, no API server), in parallel.
 test-fast: venv
