@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic.alias_generators import to_snake
 from pydantic_core import PydanticCustomError
 
-from rollout.core.jqexpr import JqError, compile_expression
+from rollout.core.jqexpr import JqError, compile_expression, sandbox_problem
 from rollout.core.schema import (
     AtLeastOne,
     Loc,
@@ -115,7 +115,11 @@ class Metric(Model):
 
     @field_validator("jq_expression")
     @classmethod
-    def _jq(cls, expression: str) -> str:
+    def _jq(cls, expression: str, info: ValidationInfo) -> str:
+        problem = sandbox_problem(expression)
+        if problem:  # the stack file is untrusted: an expression reads the Prometheus response only
+            raise PydanticCustomError("jq", "metric {name}: {problem}",
+                                      {"name": repr(info.data.get("name", "?")), "problem": problem})
         try:
             compile_expression(expression)
         except JqError as err:  # jq's own message spans lines (the expression, a caret): keep its first
