@@ -10,20 +10,23 @@ block nor change a decision. Results never carry the webhook's URL (it is a secr
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
 
 import requests
 from pydantic import AfterValidator, ConfigDict
 from pydantic import dataclasses as pydantic_dataclasses
 from pydantic_core import PydanticCustomError
+from urllib3.util import parse_url
 
 from rollout.core.text import weight_split
 
 TIMEOUT_SECONDS = 2.0
-"""One attempt per event and webhook, no retries: an `up` waits at most this long per delivery."""
+"""One attempt per event and webhook, no retries: an `up` waits at most this long per delivery, all of it
+(name resolution, connect, TLS, sending, the answer's headers and body): a receiver that answers one byte
+at a time is cut off at the deadline like one that does not answer."""
 
 Format = Literal["generic", "slack"]
 """The payload's shape: the generic JSON document, or a Slack message (`text`)."""
@@ -94,11 +97,27 @@ def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]
     return found
 
 
+def url_problem(value: str) -> str | None:
+    """What keeps `value` from being posted to, read with the HTTP client's own parser (urllib3), None when
+    nothing. Never quotes the URL, nor any part of it (the host included): it is a secret."""
+    try:
+        parts = parse_url(value)
+        host = (parts.host or "").strip("[]")
+        if parts.scheme not in ("http", "https") or not host:
+            return "must be an http:// or https:// URL with a host (not shown: it is secret)"
+        host.encode("idna")  # what urllib3 does before it connects: an empty or long label fails there
+        requests.Request("POST", value).prepare()  # and what requests checks before it sends (no I/O)
+    except Exception:  # (a LocationParseError quotes the host; any failure is the same answer)
+        return "is not a URL the HTTP client can use: a host name with an empty or too long label, a bad " \
+               "port or a character out of place (not shown: it is secret)"
+    return None
+
+
 def _webhook_url(value: str) -> str:
     """Never echoed in a message: the URL is a secret (it often carries a token)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PydanticCustomError("url", "must be an http:// or https:// URL (not shown: it is secret)")
+    problem = url_problem(value)
+    if problem:
+        raise PydanticCustomError("url", "{problem}", {"problem": problem})
     return value
 
 
@@ -110,9 +129,27 @@ class Webhook:
     format: Format = "generic"
 
 
+def _post(http: requests.Session, url: str, payload: dict[str, Any], timeout: float,
+          outcome: dict[str, Any]) -> None:
+    try:
+        outcome["response"] = http.post(url, json=payload, timeout=timeout, allow_redirects=False)
+    except BaseException as err:  # (any failure is a failed delivery, told by its kind)
+        outcome["error"] = err
+
+
+def _error(err: BaseException, timeout: float) -> str:
+    """What went wrong, without the exception's text: it would quote the URL (host, path or token)."""
+    if isinstance(err, requests.Timeout):
+        return f"no answer within {timeout:g}s"
+    return f"not delivered ({type(err).__name__})"
+
+
 def deliver(found: Sequence[Event], hooks: Sequence[Webhook], session: requests.Session | None = None,
             timeout: float = TIMEOUT_SECONDS) -> list[dict[str, Any]]:
-    """Post every event to every webhook once; one result per delivery (`hook` is the index)."""
+    """Post every event to every webhook once; one result per delivery (`hook` is the index).
+
+    Each delivery has `timeout` seconds in all; any exception is a failed delivery (recorded, never raised).
+    A delivery past its deadline is left to finish in a daemon thread, which its own socket timeouts end."""
     results: list[dict[str, Any]] = []
     if not found or not hooks:
         return results
@@ -120,13 +157,19 @@ def deliver(found: Sequence[Event], hooks: Sequence[Webhook], session: requests.
     for event in found:
         for index, hook in enumerate(hooks):
             result: dict[str, Any] = {"event": event.kind, "hook": index, "ok": False}
+            outcome: dict[str, Any] = {}
             try:
-                response = http.post(hook.url, json=event.payload(hook.format), timeout=timeout,
-                                     allow_redirects=False)
-            except requests.Timeout:
+                worker = threading.Thread(target=_post, args=(http, hook.url, event.payload(hook.format), timeout,
+                                                              outcome), name="webhook", daemon=True)
+                worker.start()
+                worker.join(timeout)
+            except Exception as err:  # (never raised: a notification cannot fail an `up`)
+                outcome = {"error": err}
+            response = outcome.get("response")
+            if "error" in outcome:
+                result["error"] = _error(outcome["error"], timeout)
+            elif response is None:
                 result["error"] = f"no answer within {timeout:g}s"
-            except requests.RequestException as err:  # the message would carry the URL: name the kind only
-                result["error"] = f"not delivered ({type(err).__name__})"
             else:
                 result["status"] = response.status_code
                 result["ok"] = 200 <= response.status_code < 300

@@ -41,3 +41,35 @@ class WebhookReceiver(LoopbackServer):
     def reset(self) -> None:
         self.status, self.delay = 200, 0.0
         self.received.clear()
+
+
+@dataclass
+class SlowDripReceiver(LoopbackServer):
+    """Answers every POST one byte every `interval` seconds (status line, headers, then a body): each read
+    is quick, so only a deadline on the whole delivery stops a sender from waiting it out."""
+
+    interval: float = 0.5
+    url: str = ""
+    posts: int = 0
+
+    def __post_init__(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.posts += 1
+                answer = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n" + b"x" * 20
+                try:
+                    for byte in answer:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(receiver.interval)
+                except OSError:
+                    pass  # the sender gave up
+                self.close_connection = True
+
+        self.url = f"http://127.0.0.1:{self._listen(Handler, 'slow-drip-receiver')}/hook"

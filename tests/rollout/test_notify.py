@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+from urllib3.exceptions import LocationParseError
 
 from rollout.notify import Event, Webhook, deliver, events
-from testbed.webhooks import WebhookReceiver
+from testbed.webhooks import SlowDripReceiver, WebhookReceiver
 
 SPEC = {"name": "iris-ab", "intervalSeconds": 10, "versions": [{"name": "iris-v1"}, {"name": "iris-v2"}]}
 
@@ -142,3 +144,38 @@ def test_a_freeze_is_one_event() -> None:
     frozen = {"time": 2.0, "held": True, "frozen": True, "reason": "Frozen: iris-v2 broke error-rate <= 0.01; ..."}
     found = events(rec(history=[{"time": 1.0}]), rec(stage="Paused", history=[{"time": 1.0}, frozen]))
     assert kinds(found) == ["frozen"] and found[0].reason.startswith("Frozen: iris-v2 broke")
+
+
+def test_a_slow_drip_receiver_is_cut_off_at_the_deadline() -> None:
+    """One byte every 0.5 s passes any per-read timeout; the delivery's deadline covers all of it."""
+    with SlowDripReceiver(interval=0.5) as drip:
+        started = time.monotonic()
+        results = deliver([Event("held", "no data", rec())], [Webhook(drip.url)], timeout=1.0)
+        took = time.monotonic() - started
+    assert drip.posts == 1
+    assert results == [{"event": "held", "hook": 0, "ok": False, "error": "no answer within 1s"}]
+    assert took < 1.5
+
+
+@pytest.mark.parametrize("url", ["https://hooks..example.com/T000/B000/sekrit", "https://hooks.example.com:99999/sekrit",
+                                 "http://[::1/sekrit", "ftp://hooks.example.com/sekrit",
+                                 "https://" + "h" * 64 + ".example.com/sekrit", "hooks.example.com/sekrit"])
+def test_a_url_the_client_cannot_use_is_refused_at_config_time_without_quoting_it(url: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Webhook(url)
+    text = str(refused.value.errors()[0]["msg"])
+    assert "not shown: it is secret" in text
+    assert "sekrit" not in text and "example" not in text and "hhhh" not in text and "::1" not in text
+
+
+class Exploding:
+    """A session whose post raises what urllib3 raises for a host it cannot encode (it quotes the host)."""
+
+    def post(self, url: str, **_: Any) -> None:
+        raise LocationParseError(f"'{url}', label empty or too long")
+
+
+def test_any_exception_in_a_delivery_is_a_failed_delivery_never_raised() -> None:
+    hook = Webhook("https://hooks.example.com/T000/B000/sekrit")
+    results = deliver([Event("held", "no data", rec())], [hook], session=Exploding())  # type: ignore[arg-type]
+    assert results == [{"event": "held", "hook": 0, "ok": False, "error": "not delivered (LocationParseError)"}]
