@@ -34,7 +34,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from pulumi.runtime import rpc
 from pydantic import ValidationError
 
-from rollout.core.control import Control, apply_control
+from rollout.core.control import Control, apply_control, seen_at_start
 from rollout.core.schema import url_problem
 from rollout.core.spec import ExperimentSpec
 from rollout.core.state import ExperimentState, StateError
@@ -246,7 +246,7 @@ class ExperimentProvider(ResourceProvider):
         now = time.time()
         state = start(spec, now)
         state = state.evolve(messages=(*state.messages, f"Prometheus {version} answered at {settings.shown_url}"))
-        state = apply_control(spec, state, Control.from_input(props.get("control")), now)
+        state = seen_at_start(spec, state, Control.from_input(props.get("control")), now)
         outs = record_outputs(props["experiment"], props["prometheus"], spec, state)
         return CreateResult(id_=spec.name, outs=_notified(None, outs, _webhooks(props.get("webhooks")), now))
 

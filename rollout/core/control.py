@@ -6,6 +6,13 @@ the state keeps the last control applied, and the same control again changes not
 same action twice (pause, resume, pause), the second differs from the last one applied; or change
 its `reason`.
 
+A control belongs to the experiment that was running when it was set (edge-triggered): one already in
+the stack config when an experiment starts (a leftover `promote` committed for the audit trail, then the
+experiment renamed, its versions changed, or replaced) is recorded as seen, "not applied", and never
+acts on the new experiment (`seen_at_start`). To act on the new one, set a new control (another action,
+version or reason). A level-triggered gate ("paused while set") would act on every later experiment
+the moment it starts, which is exactly the accident this rule prevents.
+
 `apply_control` is pure, like the engine: (spec, state, control, now) -> state.
 """
 
@@ -80,8 +87,10 @@ def _effect(spec: ExperimentSpec, state: ExperimentState, control: Control,
     if version not in spec.version_names:
         return _ignored(control, state, f"{version!r} is not a version of this experiment")
     weights = {name: (100 if name == version else 0) for name in spec.version_names}
-    return (f"Promoted {version} by control",
-            state.evolve(stage=COMPLETED, weights=weights, promoted=version))
+    # The algorithm's winner does not stand for a person's decision: the record names none.
+    was = f" (the algorithm's winner was {state.winner})" if state.winner and state.winner != version else ""
+    return (f"Promoted {version} by control{was}",
+            state.evolve(stage=COMPLETED, weights=weights, promoted=version, winner=None))
 
 
 def apply_control(spec: ExperimentSpec, state: ExperimentState, control: Control | None,
@@ -94,10 +103,28 @@ def apply_control(spec: ExperimentSpec, state: ExperimentState, control: Control
     if control is None or not is_new(control, state):
         return state
     message, after = _effect(spec, state, control, now)
+    return _recorded(spec, state, after, control, message, now)
+
+
+def seen_at_start(spec: ExperimentSpec, state: ExperimentState, control: Control | None,
+                  now: float) -> ExperimentState:
+    """A new experiment's state with the control already in the stack config recorded, never applied."""
+    if control is None:
+        return state
+    message, after = _ignored(control, state, "it was set before this experiment started (a control acts only "
+                                              "on the experiment running when it is set; set a new one to act "
+                                              "on this experiment)")
+    return _recorded(spec, state, after, control, message, now)
+
+
+def _recorded(spec: ExperimentSpec, state: ExperimentState, after: ExperimentState, control: Control,
+              message: str, now: float) -> ExperimentState:
     entry = {"time": now, "iteration": after.iteration, "held": False, "weights": dict(after.weights),
              "winner": after.winner, "reason": message,
              "control": {**control.as_dict(), "summary": control.summary(), "stage": after.stage}}
     if after.promoted and after.promoted != state.promoted:
         entry["promoted"] = after.promoted
     history = (*state.history, entry)[-spec.history_limit:]
-    return after.evolve(applied_control=control.as_dict(), history=history, messages=(message,))
+    # A control that changed nothing adds its message to the current ones (a completion message stays).
+    messages = (message,) if after is not state else (*state.messages, message)
+    return after.evolve(applied_control=control.as_dict(), history=history, messages=messages)

@@ -5,9 +5,16 @@ clock). The runner starts the next `up` so that it lands just after `lastIterati
 intervalSeconds`: an `up` spends some seconds in the engine before the experiment's diff runs (the
 *lead*, measured on each run that iterated), so it starts `lead` seconds early, plus a margin.
 
+A Paused experiment (a `pause` control, or an objective with `onFailure: freeze`) waits for a person:
+the runner says why and how to go on in one line, then runs one `up` per `intervalSeconds` (a
+control set in the stack config meanwhile takes effect at the next one) with a heartbeat line at most
+once a minute; with `--exit-on-pause` it exits 4 instead. `--max-iterations N` stops once this
+invocation has run N iterations (counted from the record as it was before its first `up`).
+
 Exit codes: 0 Completed with a promotion (a candidate's, with `--require-promotion`); 1 Failed, or
 Completed without promoting a candidate when one was required; 2 an error (the `up` failed, no such
-stack, no experiment output); 3 stopped by `--max-iterations` while still Running; 130 interrupted.
+stack, no experiment output); 3 stopped by `--max-iterations` while still Running; 4 Paused, with
+`--exit-on-pause`; 130 interrupted.
 
 Ctrl-C reaches the whole foreground process group, `pulumi` included, which cancels its update
 cleanly (no lock left); the runner waits for it and stops. A SIGTERM (or a SIGINT sent to the runner
@@ -30,10 +37,24 @@ from typing import Any, TextIO
 
 from rollout.report.describe import progress_line
 
-OK, FAILED, ERROR, STILL_RUNNING, INTERRUPTED = 0, 1, 2, 3, 130
+OK, FAILED, ERROR, STILL_RUNNING, PAUSED, INTERRUPTED = 0, 1, 2, 3, 4, 130
 FINAL_STAGES = ("Completed", "Failed")
 MARGIN_SECONDS = 1.0
 """Slack after the interval: an `up` that comes too early is a no-op and costs one more run."""
+HEARTBEAT_SECONDS = 60.0
+"""While Paused, at most one "still paused" line per this many seconds."""
+MIN_POLL_SECONDS = 1.0
+"""While Paused, never two `up`s closer than this, whatever `intervalSeconds` says."""
+
+
+def pause_notice(record: Mapping[str, Any], stack: str) -> str:
+    """Why the experiment is Paused and what a person can do about it, in one line."""
+    messages = [str(m) for m in record.get("messages") or [] if m]
+    why = messages[0] if messages else "paused"
+    interval = float((record.get("spec") or {}).get("intervalSeconds") or 0.0)
+    control = f"scripts/pulumi config set --path control.action <resume|abort|promote> -s {stack}"
+    return (f"paused: {why}. A person decides: `{control}` (promote also takes control.version); "
+            f"waiting, one `pulumi up` every {max(interval, MIN_POLL_SECONDS):g}s")
 
 
 class RunError(Exception):
@@ -163,10 +184,19 @@ class Runner:
     log_dir: Path
     interrupt: Interrupt
     clock: Callable[[], float] = time.time
+    current: Callable[[], Mapping[str, Any] | None] = lambda: None
+    """The stack's record before the first `up` (None when it has none yet): where iterations count from."""
+    stack: str = "STACK"
+    exit_on_pause: bool = False
 
     def run(self, max_iterations: int | None, require_promotion: bool) -> int:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        schedule, shown, first, runs = Schedule(), None, None, 0
+        schedule, shown, runs = Schedule(), None, 0
+        before = self.current()
+        started_at = before.get("startedAt") if before else None
+        first = int(before.get("iteration") or 0) if before else 0
+        paused_since: float | None = None
+        last_beat = 0.0
         while True:
             runs += 1
             started = self.clock()
@@ -175,7 +205,8 @@ class Runner:
                 return INTERRUPTED
             schedule = schedule.after(record, started)
             iteration = int(record.get("iteration") or 0)
-            first = iteration if first is None else first
+            if record.get("startedAt") != started_at:  # a new experiment (replaced): it counts from 0
+                started_at, first = record.get("startedAt"), 0 if before else first
             moment = (record.get("lastIterationAt"), record.get("stage"))
             if moment != shown:  # an `up` that came a moment early changed nothing: no new line
                 self._say(progress_line(record))
@@ -185,9 +216,26 @@ class Runner:
                 self._say(f"{verdict} after {runs} pulumi up run(s)")
                 return code
             if max_iterations is not None and iteration - first >= max_iterations:
-                self._say(f"stopped after {max_iterations} iteration(s); the experiment is still Running")
+                self._say(f"stopped after {max_iterations} iteration(s); the experiment is still "
+                          f"{record.get('stage') or 'Running'}")
                 return STILL_RUNNING
-            if self.interrupt.event.wait(schedule.wait(record, self.clock())):
+            now = self.clock()
+            if record.get("stage") == "Paused":
+                if paused_since is None:
+                    paused_since = last_beat = now
+                    self._say(pause_notice(record, self.stack))
+                    if self.exit_on_pause:
+                        self._say("exiting on pause (--exit-on-pause); run again once a person has decided")
+                        return PAUSED
+                elif now - last_beat >= HEARTBEAT_SECONDS:
+                    last_beat = now
+                    self._say(f"still paused after {int((now - paused_since) // 60)} min; waiting for a control")
+                interval = float((record.get("spec") or {}).get("intervalSeconds") or 0.0)
+                wait = max(interval, MIN_POLL_SECONDS)
+            else:
+                paused_since = None
+                wait = schedule.wait(record, now)
+            if self.interrupt.event.wait(wait):
                 self._say("interrupted between runs; nothing is in progress")
                 return INTERRUPTED
 
@@ -272,6 +320,21 @@ def automation_up(stack_name: str, work_dir: Path, create: bool) -> Up:
     return up
 
 
+def automation_record(stack_name: str, work_dir: Path) -> Callable[[], Mapping[str, Any] | None]:
+    """Reads the stack's `experiment` output as it is now (None when the stack or its output is missing)."""
+    from pulumi import automation as auto
+
+    def current() -> Mapping[str, Any] | None:
+        try:
+            stack = select_stack(stack_name, work_dir, create=False)
+            record = stack.outputs().get("experiment")
+        except (RunError, auto.errors.CommandError):
+            return None
+        return record.value if record is not None and isinstance(record.value, dict) else None
+
+    return current
+
+
 def _last_lines(text: str, n: int = 6) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return " / ".join(lines[-n:]) or "no output"
@@ -284,6 +347,8 @@ def add_arguments(parser: Any) -> None:
                         help="stop after this many iterations (exit 3 if still Running)")
     parser.add_argument("--require-promotion", action="store_true",
                         help="exit 1 unless a candidate (not the baseline) is promoted")
+    parser.add_argument("--exit-on-pause", action="store_true",
+                        help="exit 4 when the experiment is Paused, instead of waiting for a control")
     parser.add_argument("--create", action="store_true", help="create the stack if it does not exist")
     parser.add_argument("--log-dir", default=None, help="where each `up`'s log goes (default build/run/STACK)")
 
@@ -301,7 +366,9 @@ def run_command(args: Any, out: TextIO, err: TextIO) -> int:
     with interrupt.installed():
         try:
             up = automation_up(args.stack, work_dir, args.create)
-            runner = Runner(up=up, out=out, log_dir=log_dir, interrupt=interrupt)
+            runner = Runner(up=up, out=out, log_dir=log_dir, interrupt=interrupt,
+                            current=automation_record(args.stack, work_dir), stack=args.stack,
+                            exit_on_pause=bool(getattr(args, "exit_on_pause", False)))
             return runner.run(args.max_iterations, args.require_promotion)
         except RunError as problem:
             err.write(f"error: {problem}\n")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rollout.core.control import Control, apply_control
+from rollout.core.control import Control, apply_control, seen_at_start
 from rollout.core.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
 from rollout.engine import is_due, iterate, start
 from tests.rollout.factories import healthy, seed_spec, snapshot
@@ -89,7 +89,7 @@ def test_a_control_that_cannot_apply_is_recorded_once_and_changes_nothing_else(c
     before = running()
     after = apply_control(SPEC, before, control, 35.0)
     assert (after.stage, after.weights, after.iteration) == (before.stage, before.weights, before.iteration)
-    assert why in after.messages[0] and "not applied" in after.messages[0]
+    assert why in after.messages[-1] and "not applied" in after.messages[-1]
     assert apply_control(SPEC, round_trip(after), control, 45.0) == round_trip(after)
 
 
@@ -97,7 +97,34 @@ def test_a_finished_experiment_ignores_controls() -> None:
     done = apply_control(SPEC, running(), Control("promote", version=V2), 35.0)
     after = apply_control(SPEC, done, Control("abort"), 40.0)
     assert (after.stage, after.promoted, after.weights) == (COMPLETED, V2, {V1: 0, V2: 100})
-    assert "already Completed" in after.messages[0]
+    assert "already Completed" in after.messages[-1]
+    assert after.messages[0] == done.messages[0]  # the completion message stays
+
+
+def test_promote_by_control_names_no_algorithm_winner() -> None:
+    before = running()
+    assert before.winner == V2
+    promoted = apply_control(SPEC, before, Control("promote", version=V1, reason="rollback by hand"), 35.0)
+    assert (promoted.promoted, promoted.winner) == (V1, None)
+    assert promoted.messages == ("Promoted iris-v1 by control (the algorithm's winner was iris-v2)",)
+
+
+@pytest.mark.parametrize("control", [Control("promote", version=V2, reason="approved"), Control("abort"),
+                                     Control("pause"), Control("resume")])
+def test_a_control_left_in_the_stack_file_never_acts_on_a_new_experiment(control: Control) -> None:
+    fresh = seen_at_start(SPEC, start(SPEC, 100.0), control, 100.0)
+    assert (fresh.stage, fresh.weights, fresh.promoted, fresh.winner) == (RUNNING, {V1: 100, V2: 0}, None, None)
+    assert "not applied: it was set before this experiment started" in fresh.messages[-1]
+    assert fresh.history[-1]["control"]["action"] == control.action
+    # The next `up`s see the same control: still nothing, and it is not recorded again.
+    again = apply_control(SPEC, round_trip(fresh), control, 110.0)
+    assert again == round_trip(fresh)
+    # A control set during this experiment acts on it.
+    new = Control(control.action, control.version, "for this experiment")
+    acted = apply_control(SPEC, round_trip(fresh), new, 120.0)
+    assert acted.history[-1]["control"]["reason"] == "for this experiment"
+    if control.action in ("promote", "abort", "pause"):
+        assert acted.stage != RUNNING
 
 
 def test_no_control_is_no_change() -> None:

@@ -15,6 +15,7 @@ from rollout.ops.runner import (
     FAILED,
     INTERRUPTED,
     OK,
+    PAUSED,
     STILL_RUNNING,
     Interrupt,
     RunError,
@@ -84,13 +85,16 @@ class NoWaitInterrupt(Interrupt):
         self._set = True
 
 
-def make_runner(tmp_path: Path, records: list[dict[str, Any] | Exception],
-                interrupt_on_wait: int | None = None) -> tuple[Runner, io.StringIO, ScriptedUps, NoWaitInterrupt]:
+def make_runner(tmp_path: Path, records: list[dict[str, Any] | Exception], interrupt_on_wait: int | None = None,
+                current: dict[str, Any] | None = None,
+                exit_on_pause: bool = False) -> tuple[Runner, io.StringIO, ScriptedUps, NoWaitInterrupt]:
     clock = FakeClock()
     ups = ScriptedUps(clock, records)
     interrupt = NoWaitInterrupt(clock, interrupt_on_wait)
     out = io.StringIO()
-    return Runner(up=ups, out=out, log_dir=tmp_path / "logs", interrupt=interrupt, clock=clock), out, ups, interrupt
+    runner = Runner(up=ups, out=out, log_dir=tmp_path / "logs", interrupt=interrupt, clock=clock,
+                    current=lambda: current, stack="dev", exit_on_pause=exit_on_pause)
+    return runner, out, ups, interrupt
 
 
 def test_runs_to_completion_with_one_line_per_iteration_and_exit_0(tmp_path: Path) -> None:
@@ -154,10 +158,59 @@ def test_exit_codes(final: dict[str, Any], require: bool, code: int, verdict: st
 def test_max_iterations_counts_iterations_not_runs(tmp_path: Path) -> None:
     records: list[dict[str, Any] | Exception] = [
         record(4, 1001.0), record(4, 1001.0), record(5, 1014.0), record(6, 1027.0), record(7, 1040.0)]
-    runner, out, ups, _ = make_runner(tmp_path, records)
+    runner, out, ups, _ = make_runner(tmp_path, records, current=record(4, 1001.0))
     assert runner.run(2, require_promotion=False) == STILL_RUNNING
-    assert ups.calls == 4  # iterations 4 (start), 4 (early, no-op), 5, 6
+    assert ups.calls == 4  # iterations 4 (not due yet), 4 (early, no-op), 5, 6
     assert "still Running" in out.getvalue()
+
+
+def test_max_iterations_counts_the_iteration_the_first_up_runs(tmp_path: Path) -> None:
+    # The stack was at iteration 3 before the runner started; its first `up` runs iteration 4.
+    records: list[dict[str, Any] | Exception] = [record(4, 1001.0), record(5, 1014.0), record(6, 1027.0)]
+    runner, _, ups, _ = make_runner(tmp_path, records, current=record(3, 990.0))
+    assert runner.run(2, require_promotion=False) == STILL_RUNNING
+    assert ups.calls == 2  # iterations 4 and 5: two, not three
+
+
+def test_max_iterations_on_a_new_stack_counts_from_iteration_0(tmp_path: Path) -> None:
+    records: list[dict[str, Any] | Exception] = [record(0, 1001.0), record(1, 1014.0), record(2, 1027.0)]
+    runner, _, ups, _ = make_runner(tmp_path, records, current=None)
+    assert runner.run(1, require_promotion=False) == STILL_RUNNING
+    assert ups.calls == 2
+
+
+def paused(iteration: int, at: float) -> dict[str, Any]:
+    return record(iteration, at, stage="Paused", messages=("paused by control: checking the p95 dashboard",))
+
+
+def test_a_paused_experiment_is_polled_once_per_interval_with_a_heartbeat_a_minute(tmp_path: Path) -> None:
+    # Paused for 20 polls (200 s at intervalSeconds 10), then resumed and completed.
+    records: list[dict[str, Any] | Exception] = [record(1, 1001.0)] + [paused(1, 1001.0) for _ in range(20)] + [
+        record(2, 1300.0), record(3, 1313.0, stage="Completed", promoted="iris-v2")]
+    runner, out, ups, interrupt = make_runner(tmp_path, records)
+    assert runner.run(None, require_promotion=True) == OK
+    assert ups.calls == 23
+    waits_while_paused = interrupt.waits[1:21]
+    assert waits_while_paused == [10.0] * 20  # never back to back
+    lines = out.getvalue().splitlines()
+    notices = [line for line in lines if line.startswith("[run] paused: ")]
+    assert notices == ["[run] paused: paused by control: checking the p95 dashboard. A person decides: "
+                       "`scripts/pulumi config set --path control.action <resume|abort|promote> -s dev` (promote also "
+                       "takes control.version); waiting, one `pulumi up` every 10s"]
+    beats = [line for line in lines if line.startswith("[run] still paused")]
+    assert beats == ["[run] still paused after 1 min; waiting for a control",
+                     "[run] still paused after 2 min; waiting for a control",
+                     "[run] still paused after 3 min; waiting for a control"]
+    assert sum(line.startswith("[run] iteration 1/3 Paused") for line in lines) == 1
+
+
+def test_exit_on_pause_exits_4_after_saying_why(tmp_path: Path) -> None:
+    records: list[dict[str, Any] | Exception] = [paused(2, 1001.0), record(3, 1014.0)]
+    runner, out, ups, _ = make_runner(tmp_path, records, exit_on_pause=True)
+    assert runner.run(None, require_promotion=False) == PAUSED
+    assert ups.calls == 1
+    assert "[run] paused: paused by control" in out.getvalue()
+    assert "exiting on pause" in out.getvalue()
 
 
 def test_interrupt_between_runs_stops_without_another_up(tmp_path: Path) -> None:
