@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +22,31 @@ SECRET_KEYS = ("prometheusToken", "prometheusPassword")
 SECRET_SETTINGS = ("notifications",)
 """Read into the settings, but refused unless stored encrypted (the webhook URLs carry tokens)."""
 _FIELDS = {field.alias: field for field in StackConfig.model_fields.values()}
+
+
+DEV_STACK = "dev"
+DEV_PASSPHRASE = "seldon-rollout-local-dev"
+"""Published in this repository (scripts/pulumi-env): it serves the dev stack only."""
+SECRETS_FOR_REAL_STACKS = (
+    "needs a passphrase of your own or a cloud KMS secrets provider: the built-in passphrase serves the dev stack "
+    "only (it is published in this repository). Set PULUMI_CONFIG_PASSPHRASE_FILE to a file only you can read (and "
+    "unset PULUMI_CONFIG_PASSPHRASE), or create the stack with `pulumi stack init <stack> --secrets-provider "
+    "awskms://...` (or gcpkms://, azurekeyvault://, hashivault://); see README.md, \"Secrets for real stacks\"")
+
+
+def passphrase_problem(stack: str, environ: Mapping[str, str], stack_file: str | None) -> str | None:
+    """Why `stack` may not run with the passphrase in `environ`, None when it may: any stack but dev under the
+    published passphrase (set by scripts/pulumi-env, or typed in by hand), unless its file (`stack_file`, the
+    text of Pulumi.<stack>.yaml) names a secrets provider other than a passphrase."""
+    name = stack.rsplit("/", 1)[-1]
+    if name == DEV_STACK or environ.get("PULUMI_CONFIG_PASSPHRASE") != DEV_PASSPHRASE:
+        return None
+    for line in (stack_file or "").splitlines():
+        if line.startswith("secretsprovider:"):
+            provider = line.split(":", 1)[1].strip().strip("'\"")
+            if provider and not provider.startswith("passphrase"):
+                return None  # a cloud KMS: the passphrase is not used
+    return f"stack {name!r} {SECRETS_FOR_REAL_STACKS}"
 
 
 class ConfigError(ValueError):
@@ -59,7 +85,7 @@ def load_stack_config(values: Mapping[str, Any], secret: Collection[str] = ()) -
     try:
         settings = StackConfig.model_validate(raw)
     except ValidationError as err:
-        problems = plain_secrets + problems_of(err)
+        problems = plain_secrets + problems_of(err, secret=SECRET_SETTINGS)
         raise ConfigError([f"{PROJECT}:{p}" for p in problems]) from None
     if plain_secrets:
         raise ConfigError([f"{PROJECT}:{p}" for p in plain_secrets])
@@ -84,3 +110,11 @@ def program_config() -> tuple[dict[str, Any], set[str]]:
     encrypted = set(runtime.get_config_secret_keys_env())
     secret = {key for key in values if f"{PROJECT}:{key}" in encrypted or runtime.is_config_secret(f"{PROJECT}:{key}")}
     return values, secret
+
+
+def read_stack_file(stack: str) -> str | None:
+    """The text of `Pulumi.<stack>.yaml` in the working directory (the project's), None when there is none."""
+    try:
+        return Path(f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml").read_text()
+    except OSError:
+        return None

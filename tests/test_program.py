@@ -338,3 +338,44 @@ def test_notifications_in_plain_text_are_refused(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(Exception, match=r"seldon-rollout:notifications: stored in plaintext") as err:
         run_program(monkeypatch, RUNNING, config={"notifications": [{"url": "https://hooks.example.com/x"}]})
     assert "hooks.example.com" not in str(err.value)
+
+
+HOOK = "https://hooks.example.com/services/T0/B0/s3cr3t-hook-canary"
+SECRET_ITEMS = [
+    ([HOOK], "notifications[0]", "must be an object (a mapping)"),       # --path 'notifications[0]' <url>
+    (HOOK, "notifications", "must be a list"),                           # --secret notifications <url>
+    ([{"url": HOOK, "format": HOOK}], "notifications[0].format", "must be one of generic, slack"),
+    ([{"url": HOOK, "urll": HOOK}], "notifications[0].urll", "is not a known key"),
+    ([{"url": HOOK.replace("hooks.", "hooks..")}], "notifications[0].url", "is not a URL the HTTP client can use"),
+    ([{"url": HOOK.replace("https", "gopher")}], "notifications[0].url", "must be an http:// or https:// URL"),
+    ([{"url": 42}], "notifications[0].url", "must be a string"),
+    ([{"format": "slack"}], "notifications[0].url", "is required"),
+    ({"url": HOOK}, "notifications", "must be a list"),
+]
+
+
+@pytest.mark.parametrize(("value", "key", "says"), SECRET_ITEMS)
+def test_a_config_error_under_a_secret_key_names_the_key_never_the_value(
+        monkeypatch: pytest.MonkeyPatch, value: Any, key: str, says: str) -> None:
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(monkeypatch, RUNNING, config={"notifications": value},
+                    secret_keys=("prometheusToken", "prometheusPassword", "notifications"))
+    text = str(err.value)
+    assert f"seldon-rollout:{key}: {says}" in text
+    for piece in ("s3cr3t", "hooks.", "example.com", "services/T0", HOOK[:12]):
+        assert piece not in text, text
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("https://prometheus.example:9091?access_token=s3cr3t-q", "must not have a query string"),
+    ("https://prometheus.example:9091/api/v1/query?access_token=s3cr3t-q", "must not have a query string"),
+    ("https://prometheus.example:9091/#s3cr3t-q", "must not have a fragment"),
+    ("https://reader:s3cr3t-q@prometheus.example:9091", "must not carry credentials"),
+    ("https://s3cr3t-q@prometheus.example:9091", "must not carry credentials"),
+])
+def test_a_prometheus_url_with_a_query_a_fragment_or_userinfo_is_refused_naming_the_key(
+        monkeypatch: pytest.MonkeyPatch, url: str, says: str) -> None:
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(monkeypatch, RUNNING, {"prometheusUrl": url})
+    assert f"seldon-rollout:prometheusUrl: {says}" in str(err.value)
+    assert "s3cr3t" not in str(err.value)

@@ -77,9 +77,16 @@ MetricRef = Annotated[NonEmpty, AfterValidator(_short)]
 
 def url_problem(value: Any, credentials_go_to: str) -> str | None:
     """What is wrong with `value` as an http(s) server's URL, None when nothing: it has the scheme http or https
-    and a host, and no credentials (`user:password@`: they would be stored in plain text, and go elsewhere)."""
+    and a host, no credentials (`user:password@`: they would be stored in plain text, and go elsewhere), no
+    query string (`?access_token=...` is a credential too, and a path is appended to the URL) and no fragment.
+    The value is quoted only when none of those is in it."""
     if isinstance(value, str) and "@" in value.split("?", 1)[0].split("#", 1)[0]:
         return f"must not carry credentials (user:password@); put them in {credentials_go_to}"
+    if isinstance(value, str) and "?" in value:
+        return (f"must not have a query string (not shown: it may hold a credential, which belongs in "
+                f"{credentials_go_to}; the API path is appended to the URL)")
+    if isinstance(value, str) and "#" in value:
+        return "must not have a fragment (#...; not shown)"
     try:
         parts = urlsplit(value) if isinstance(value, str) else None
         fine = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)

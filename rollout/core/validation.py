@@ -7,7 +7,7 @@ network.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,26 +55,52 @@ _KINDS = {
 }
 
 
-def message(error: ErrorDetails) -> str:
-    """What is wrong, in the project's words; custom rules already speak them."""
+NOT_SHOWN = "(the value is secret: not shown)"
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in `value` (nested in mappings and lists too), longest first."""
+    if isinstance(value, str):
+        return [value]
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, (list, tuple)) \
+        else ()
+    found = [text for key, item in items for text in (*_strings(key), *_strings(item))]
+    return sorted(found, key=len, reverse=True)
+
+
+def _redacted(text: str, value: Any) -> str:
+    """`text` without any piece of `value` of four characters or more (a custom rule's message may quote it)."""
+    for secret in _strings(value):
+        for form in (repr(secret), shown(secret), secret, repr(secret)[:-1], shown(secret)[:-3]):
+            if len(form) >= 4:
+                text = text.replace(form, "<secret>")
+    return text
+
+
+def message(error: ErrorDetails, secret: bool = False) -> str:
+    """What is wrong, in the project's words; custom rules already speak them. Under a `secret` key the
+    value is never quoted: the message says what is wrong, and that the value is not shown."""
     kind, ctx = error["type"], error.get("ctx") or {}
+    got = NOT_SHOWN if secret else f"got {shown(error['input'])}"
     if kind in _KINDS:
-        return f"must be {_KINDS[kind]}, got {shown(error['input'])}"
+        return f"must be {_KINDS[kind]}, {got}"
     if kind == "missing":
         return "is required"
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return "is not a known key"
     if kind in ("enum", "literal_error"):
         choices = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
-        return f"must be one of {choices}, got {shown(error['input'])}"
+        return f"must be one of {choices}, {got}"
     if kind == "too_short":
         return f"needs at least {ctx.get('min_length')} item(s)"
-    return error["msg"].removeprefix("Value error, ")
+    text = error["msg"].removeprefix("Value error, ")
+    return _redacted(text, error["input"]) if secret else text
 
 
-def problems_of(err: ValidationError, prefix: str = "") -> list[Problem]:
-    """One problem per error, each on one line."""
-    return [Problem(key_path(e["loc"], prefix), " ".join(message(e).split())) for e in err.errors()]
+def problems_of(err: ValidationError, prefix: str = "", secret: Collection[str] = ()) -> list[Problem]:
+    """One problem per error, each on one line; under a top-level key in `secret`, without the value."""
+    return [Problem(key_path(e["loc"], prefix), " ".join(message(e, bool(e["loc"]) and e["loc"][0] in secret).split()))
+            for e in err.errors()]
 
 
 def parse_experiment(data: Any, prefix: str = "") -> ExperimentSpec:
