@@ -6,6 +6,8 @@ Prometheus, and its weights and promoted version flow into the VirtualService an
 
 from __future__ import annotations
 
+import os
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -14,8 +16,19 @@ from components.metrics.objects import MetricsLibrary
 from components.routing.istio import Route, Routing
 from components.serving.seldon import ModelDeployment, version_aliases
 from components.settings import ModelSpec, StackConfig
-from components.stack_config import ConfigError, load_stack_config, program_config
+from components.stack_config import (
+    ConfigError,
+    load_stack_config,
+    passphrase_problem,
+    program_config,
+    read_stack_file,
+)
 from rollout.provider import RECORD_KEYS, Experiment
+
+# The published passphrase serves the dev stack only (also for the Automation API, which runs the CLI).
+problem = passphrase_problem(pulumi.get_stack(), os.environ, read_stack_file(pulumi.get_stack()))
+if problem:
+    raise pulumi.RunError(problem)
 
 config = pulumi.Config()
 try:

@@ -11,7 +11,14 @@ import yaml
 
 from components.metrics.seldon import LIBRARY_METRICS
 from components.settings import StackConfig
-from components.stack_config import SECRET_KEYS, SECRET_SETTINGS, ConfigError, load_stack_config
+from components.stack_config import (
+    DEV_PASSPHRASE,
+    SECRET_KEYS,
+    SECRET_SETTINGS,
+    ConfigError,
+    load_stack_config,
+    passphrase_problem,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
@@ -166,3 +173,35 @@ def test_kind_uses_the_seeds_prometheus_and_experiment() -> None:
     assert "experiment" not in kind  # the seed's experiment is the project default
     settings = load_stack_config(as_engine_passes(kind))
     assert settings.metrics_as_crd and settings.experiment == StackConfig().experiment
+
+
+def test_the_published_passphrase_is_the_one_scripts_pulumi_env_sets() -> None:
+    env = (ROOT / "scripts" / "pulumi-env").read_text()
+    assert f"SELDON_ROLLOUT_DEV_PASSPHRASE={DEV_PASSPHRASE}\n" in env
+
+
+@pytest.mark.parametrize("stack", ["prod", "kind", "organization/seldon-rollout/prod", "my-stack"])
+def test_any_stack_but_dev_is_refused_under_the_published_passphrase(stack: str) -> None:
+    problem = passphrase_problem(stack, {"PULUMI_CONFIG_PASSPHRASE": DEV_PASSPHRASE}, "config: {}\n")
+    assert problem is not None and "Secrets for real stacks" in problem and "--secrets-provider" in problem
+    assert "PULUMI_CONFIG_PASSPHRASE_FILE" in problem
+    # a passphrase file beside the published passphrase: the engine would still use the passphrase
+    assert passphrase_problem(stack, {"PULUMI_CONFIG_PASSPHRASE": DEV_PASSPHRASE,
+                                      "PULUMI_CONFIG_PASSPHRASE_FILE": "/x"}, None) is not None
+
+
+def test_dev_a_passphrase_of_ones_own_and_a_kms_provider_are_accepted() -> None:
+    assert passphrase_problem("dev", {"PULUMI_CONFIG_PASSPHRASE": DEV_PASSPHRASE}, None) is None
+    assert passphrase_problem("prod", {"PULUMI_CONFIG_PASSPHRASE": "mine, long and random"}, None) is None
+    assert passphrase_problem("prod", {"PULUMI_CONFIG_PASSPHRASE_FILE": "/home/me/.prod-passphrase"}, None) is None
+    kms = "secretsprovider: awskms://alias/seldon-rollout?region=eu-west-1\nconfig: {}\n"
+    assert passphrase_problem("prod", {"PULUMI_CONFIG_PASSPHRASE": DEV_PASSPHRASE}, kms) is None
+    assert passphrase_problem("prod", {"PULUMI_CONFIG_PASSPHRASE": DEV_PASSPHRASE},
+                              "secretsprovider: passphrase\n") is not None
+
+
+@pytest.mark.parametrize("stack", ["prod", "kind"])
+def test_the_real_stack_files_say_how_to_choose_a_secrets_provider(stack: str) -> None:
+    text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
+    assert "Secrets for real stacks" in text and "--secrets-provider" in text
+    assert "PULUMI_CONFIG_PASSPHRASE_FILE" in text
