@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rollout.core.audit import audit, decision_inputs, unmet
+from rollout.core.control import Control, apply_control
 from rollout.core.decision import Decision, iter8_v2
 from rollout.core.outcomes import Failed, NoData, Observed, Snapshot
 from rollout.core.spec import Algorithm, ExperimentSpec
@@ -53,6 +54,20 @@ def abandon(spec: ExperimentSpec, problem: str, now: float) -> ExperimentState:
 def is_due(spec: ExperimentSpec, state: ExperimentState, now: float) -> bool:
     """An iteration runs when the experiment is running and the interval has passed."""
     return state.stage == RUNNING and now >= state.last_iteration_at + spec.interval_seconds
+
+
+def advance(spec: ExperimentSpec, state: ExperimentState, control: Control | None, now: float,
+            snapshot_at: Callable[[ExperimentState], Snapshot]) -> ExperimentState:
+    """What one `pulumi up` does to a running experiment's state: the control first (also inside the
+    interval), then one iteration when it is due, on the snapshot `snapshot_at` reads (only then).
+
+    The provider's `update` and the dry run both run this, so the dry run cannot disagree with an `up`
+    at the same moment on the same data.
+    """
+    state = apply_control(spec, state, control, now)
+    if is_due(spec, state, now):
+        state = iterate(spec, snapshot_at(state), state, now)
+    return state
 
 
 def data_problems(spec: ExperimentSpec, snapshot: Snapshot) -> list[str]:

@@ -34,12 +34,13 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from pulumi.runtime import rpc
 from pydantic import ValidationError
 
-from rollout.core.control import Control, apply_control, seen_at_start
+from rollout.core.control import Control, seen_at_start
+from rollout.core.outcomes import Snapshot
 from rollout.core.schema import url_problem
 from rollout.core.spec import ExperimentSpec
 from rollout.core.state import ExperimentState, StateError
 from rollout.core.validation import parse_experiment, validate
-from rollout.engine import abandon, is_due, iterate, start
+from rollout.engine import abandon, advance, is_due, start
 from rollout.metrics.collect import collect_snapshot
 from rollout.metrics.prometheus import BackendError, Credentials, PrometheusClient, PrometheusSettings, redact
 from rollout.notify import Webhook, deliver, events
@@ -257,12 +258,13 @@ class ExperimentProvider(ResourceProvider):
             state = stored_state(spec, olds)
         except StateError as err:
             state = abandon(spec, str(err), now)
-        state = apply_control(spec, state, Control.from_input(news.get("control")), now)
-        if is_due(spec, state, now):
-            with PrometheusClient(prometheus_settings(news["prometheus"]),
-                                  credentials_of(news.get("prometheusAuth"))) as client:
-                snapshot = collect_snapshot(spec, client, state.started_at, now)
-            state = iterate(spec, snapshot, state, now)
+        settings, auth = prometheus_settings(news["prometheus"]), credentials_of(news.get("prometheusAuth"))
+
+        def snapshot_at(current: ExperimentState) -> Snapshot:
+            with PrometheusClient(settings, auth) as client:
+                return collect_snapshot(spec, client, current.started_at, now)
+
+        state = advance(spec, state, Control.from_input(news.get("control")), now, snapshot_at)
         outs = record_outputs(news["experiment"], news["prometheus"], spec, state)
         return UpdateResult(outs=_notified(olds, outs, _webhooks(news.get("webhooks")), now))
 

@@ -1,28 +1,64 @@
 """`python -m rollout preview -s STACK`: what the next iteration would decide, changing nothing.
 
 Reads the stack's current record (its `experiment` output) and config through the Automation API,
-queries Prometheus as the next iteration would (now, whether or not the interval has passed), runs
-the same pure core, and prints the decision: weights now and next, winner, assessments, reasons. No
-`pulumi up` runs and nothing is written: the stack's state is the same before and after. (`pulumi
-preview` itself still does no network I/O: the experiment's diff decides from the record and clock.)
+queries Prometheus now, and runs what the provider's `update` runs (`rollout.engine.advance`: the
+control, then the iteration when due) on an in-memory copy of the state. When the interval has not
+passed yet, an `up` now would change nothing but the control, so the dry run also shows what the first
+`up` after the interval would decide on today's data. No `pulumi up` runs and nothing is written: the
+stack's state is the same before and after. (`pulumi preview` itself still does no network I/O: the
+experiment's diff decides from the record and clock.)
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from components.stack_config import PROJECT, ConfigError, load_stack_config, project_values
 from rollout.core.control import Control, apply_control
-from rollout.core.state import StateError
+from rollout.core.outcomes import Snapshot
+from rollout.core.spec import ExperimentSpec
+from rollout.core.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState, StateError
 from rollout.core.text import weight_split
-from rollout.engine import is_due, iterate
+from rollout.engine import advance, is_due
 from rollout.metrics.collect import collect_snapshot
 from rollout.metrics.prometheus import PrometheusClient
 from rollout.ops.runner import ERROR, RunError, select_stack
 from rollout.provider import credentials_of, prometheus_settings, record_outputs, stored_state
 from rollout.report.describe import describe
+
+
+@dataclass(frozen=True)
+class Prediction:
+    now: ExperimentState
+    """What an `up` run now leaves (the provider's `update` at the same moment, on the same data)."""
+    next: ExperimentState
+    """What the next `up` that changes anything leaves: `now`, or the first one after the interval."""
+    when: str
+
+
+def predict(spec: ExperimentSpec, state: ExperimentState, control: Control | None, now: float,
+            snapshot_at: Callable[[ExperimentState], Snapshot]) -> Prediction:
+    at_now = advance(spec, state, control, now, snapshot_at)
+    controlled = apply_control(spec, state, control, now)
+    if state.stage in (COMPLETED, FAILED):
+        return Prediction(at_now, at_now, f"never: the experiment is {state.stage} and an `up` changes nothing "
+                                          "(a renamed or replaced experiment starts anew)")
+    if controlled.stage == PAUSED:
+        return Prediction(at_now, at_now, "not until a control: the experiment is Paused (set control.action "
+                                          "to resume, abort or promote)")
+    if controlled.stage != RUNNING:
+        return Prediction(at_now, at_now, "the next `pulumi up` (the control takes effect at once)")
+    if is_due(spec, controlled, now):
+        return Prediction(at_now, at_now, "the next `pulumi up` (the interval has passed)")
+    due = controlled.last_iteration_at + spec.interval_seconds
+    later = advance(spec, at_now, control, due, snapshot_at)
+    before = "applies the control and nothing else" if controlled is not state else "changes nothing"
+    return Prediction(at_now, later, f"the first `pulumi up` in {due - now:.0f}s (the interval has not passed; "
+                                     f"an `up` before then {before})")
 
 
 def dry_run(stack_name: str, work_dir: Path, out: TextIO, now: float | None = None) -> int:
@@ -45,24 +81,26 @@ def dry_run(stack_name: str, work_dir: Path, out: TextIO, now: float | None = No
         raise RunError(f"the stack's record cannot be read ({err}); the next `up` would end the experiment") \
             from None
     now = time.time() if now is None else now
-    due = is_due(spec, state, now)
-    after = apply_control(spec, state, Control.from_input(settings.control.to_input()), now)
     auth = {"token": values.get("prometheusToken") or "", "username": settings.prometheus_username,
             "password": values.get("prometheusPassword") or ""}
     prometheus = settings.prometheus_input()
-    if after.stage == "Running":
-        with PrometheusClient(prometheus_settings(prometheus), credentials_of(auth)) as client:
-            snapshot = collect_snapshot(spec, client, after.started_at, now)
-        after = iterate(spec, snapshot, after, now)
+    snapshots: list[Snapshot] = []
+
+    def snapshot_at(current: ExperimentState) -> Snapshot:
+        if not snapshots:  # read once: the later prediction decides on the same data
+            with PrometheusClient(prometheus_settings(prometheus), credentials_of(auth)) as client:
+                snapshots.append(collect_snapshot(spec, client, current.started_at, now))
+        return snapshots[0]
+
+    prediction = predict(spec, state, Control.from_input(settings.control.to_input()), now, snapshot_at)
+    after = prediction.next
     would = record_outputs(spec.to_wire(), prometheus, spec, after)
-    wait = state.last_iteration_at + spec.interval_seconds - now
     out.write(f"Dry run of stack {stack_name}: nothing was changed.\n")
     out.write(f"Now:        {state.stage}, iteration {state.iteration}, weights {weight_split(state.weights)}\n")
     out.write(f"Would be:   {after.stage}, iteration {after.iteration}, weights {weight_split(after.weights)}"
               + (f", promoting {after.promoted}" if after.promoted and after.promoted != state.promoted else "")
               + "\n")
-    out.write("When:       " + ("the next `pulumi up` (the interval has passed)" if due or state.stage != "Running"
-                                 else f"the first `pulumi up` in {wait:.0f}s (the interval has not passed)") + "\n")
+    out.write(f"When:       {prediction.when}\n")
     for message in after.messages:
         out.write(f"Why:        {message}\n")
     out.write("\n" + describe(would))

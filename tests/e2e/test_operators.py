@@ -89,9 +89,27 @@ def test_pause_holds_across_intervals_then_promote_promotes(rollout: Rollout) ->
     rollout.up()  # inside the interval: the control still takes effect now
     paused = rollout.record()
     assert (paused["stage"], paused["iteration"], paused["weights"]) == ("Paused", 1, before["weights"])
-    for _ in range(2):  # intervals pass: nothing moves, no error is counted, the control is not applied again
-        time.sleep(INTERVAL + 0.5)
-        rollout.up()
+    # The runner waits for a person: with --exit-on-pause it says why and exits 4 after one `up`...
+    exited = run_runner(rollout, "--exit-on-pause")
+    assert exited.returncode == 4, exited.stdout + exited.stderr
+    assert "[run] paused: Paused by control" in exited.stdout and "control.action <resume|abort|promote>" in exited.stdout
+    # ...and without it, it runs one `up` per interval, never back to back, until a control arrives
+    # (intervals pass: nothing moves, no error is counted, the control is not applied again).
+    log_dir = rollout.project / "pauselogs"
+    proc = subprocess.Popen([sys.executable, "-m", "rollout", "run", "-s", rollout.stack, "-C", str(rollout.project),
+                             "--log-dir", str(log_dir)], env=tool_env(rollout), cwd=Path(__file__).resolve().parents[2],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    appeared: dict[int, float] = {}
+    deadline = time.monotonic() + 2 * INTERVAL + 60
+    while len(appeared) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        for log in log_dir.glob("up-*.log"):
+            appeared.setdefault(int(log.stem.split("-")[1]), time.time())
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and len(appeared) == 2, out
+    gaps = [appeared[n + 1] - (log_dir / f"up-{n}.log").stat().st_mtime for n in (1,)]
+    assert min(gaps) >= INTERVAL - 1, (gaps, out)  # the next `up` starts an interval after the last one ended
     held = rollout.record()
     assert (held["stage"], held["iteration"], held["consecutiveErrors"]) == ("Paused", 1, 0)
     assert held["weights"] == before["weights"]
@@ -111,6 +129,14 @@ def test_pause_holds_across_intervals_then_promote_promotes(rollout: Rollout) ->
     assert controls(done) == ["pause", "promote"]
     rollout.up()
     assert controls(rollout.record()) == ["pause", "promote"]  # the same control twice: applied once
+    # The promote stays in the stack file (the audit trail). A renamed experiment is a new one, and the
+    # leftover control never acts on it: it starts Running on the baseline, nothing promoted.
+    set_config(rollout, "experiment.name", "operators-again")
+    rollout.up()
+    fresh = rollout.record()
+    assert (fresh["spec"]["name"], fresh["stage"], fresh.get("promoted")) == ("operators-again", "Running", None)
+    assert "not applied: it was set before this experiment started" in fresh["messages"][-1]
+    assert rollout.weights_in_cluster() == {BASELINE: 100, CANDIDATE: 0}
 
 
 def test_abort_rolls_back_and_the_runner_exits_1(rollout: Rollout) -> None:
