@@ -185,7 +185,8 @@ def paused(iteration: int, at: float) -> dict[str, Any]:
 
 def test_a_paused_experiment_is_polled_once_per_interval_with_a_heartbeat_a_minute(tmp_path: Path) -> None:
     # Paused for 20 polls (200 s at intervalSeconds 10), then resumed and completed.
-    records: list[dict[str, Any] | Exception] = [record(1, 1001.0)] + [paused(1, 1001.0) for _ in range(20)] + [
+    records: list[dict[str, Any] | Exception] = [
+        record(1, 1001.0), *(paused(1, 1001.0) for _ in range(20)),
         record(2, 1300.0), record(3, 1313.0, stage="Completed", promoted="iris-v2")]
     runner, out, ups, interrupt = make_runner(tmp_path, records)
     assert runner.run(None, require_promotion=True) == OK
