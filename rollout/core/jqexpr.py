@@ -1,4 +1,4 @@
-"""The one place that talks to jq (the `jq` package, bindings to libjq), and its sandbox.
+"""jq (the `jq` package, bindings to libjq): compiling a metric's expression, and its sandbox (pure).
 
 A metric's jq expression comes from the stack file, which anyone who can open a pull request edits: it
 is untrusted. It may read only the Prometheus response it is given.
@@ -7,11 +7,12 @@ is untrusted. It may read only the Prometheus response it is given.
   `env`, `input`, `inputs`, `input_filename`, `input_line_number`, `$__loc__`, `debug`, `stderr`,
   `halt`, `halt_error`, the clock and time zone, module search paths, `import`/`include`/`modulemeta`)
   and expressions longer than MAX_LENGTH. `getpath` is allowed: it reads only its own input.
-- `first_value` evaluates a *plain path* (`.data.result[0].value[1] | tonumber`: fields, literal
+- `rollout.metrics.evaluate.first_value` evaluates a *plain path*
+  (`.data.result[0].value[1] | tonumber`: fields, literal
   indexes and a few builtins that take no argument, joined by pipes; the seed's and Iter8's expressions)
   in this process: it cannot loop and costs microseconds. Anything else (iteration, arguments, operators,
   definitions, regular expressions, ...) runs in a child process with an empty environment, a memory
-  limit and a deadline (DEADLINE_SECONDS): a runaway expression is a JqError, never a hung `up`. libjq
+  limit and a deadline: a runaway expression is a JqError, never a hung `up`. libjq
   cannot be interrupted from Python, hence the process; the child costs tens of milliseconds, paid only
   by an expression that is not a plain path. docs/security.md gives the reasons.
 """
@@ -19,20 +20,13 @@ is untrusted. It may read only the Prometheus response it is given.
 from __future__ import annotations
 
 import functools
-import json
 import re
-import subprocess
-import sys
 from typing import Any
 
 import jq
 
 MAX_LENGTH = 2000
 """Characters in one expression: more is refused (an expression reads one number from a response)."""
-DEADLINE_SECONDS = 2.0
-"""Wall-clock budget of one evaluation in the child process (start-up included)."""
-MEMORY_LIMIT_BYTES = 1 << 30
-"""Address space of the child process: an expression that builds huge values fails there."""
 
 
 class JqError(ValueError):
@@ -180,51 +174,5 @@ def compile_expression(expression: str) -> Any:
         raise JqError(problem)
     try:
         return jq.compile(expression)
-    except ValueError as err:
-        raise JqError(str(err).strip()) from None
-
-
-_CHILD = f"""
-import json, resource, sys
-resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_LIMIT_BYTES}, {MEMORY_LIMIT_BYTES}))
-import jq
-job = json.load(sys.stdin)
-try:
-    out = {{"value": jq.compile(job["e"]).input_value(job["d"]).first()}}
-except StopIteration:
-    out = {{"value": None}}
-except (ValueError, MemoryError) as err:
-    out = {{"error": str(err).strip() or type(err).__name__}}
-sys.stdout.write(json.dumps(out))
-"""
-
-
-def bounded_value(expression: str, document: Any, deadline: float) -> Any:
-    """`expression`'s first output on `document` in a child process (empty environment, memory limit)."""
-    try:
-        done = subprocess.run([sys.executable, "-I", "-c", _CHILD], input=json.dumps({"e": expression, "d": document}),
-                              capture_output=True, text=True, timeout=deadline, env={}, check=False)
-    except subprocess.TimeoutExpired:
-        raise JqError(f"did not finish within {deadline:g}s (a runaway expression?)") from None
-    try:
-        out = json.loads(done.stdout)
-    except ValueError:
-        raise JqError(f"the evaluation failed (exit status {done.returncode})") from None
-    if "error" in out:
-        raise JqError(str(out["error"]))
-    return out["value"]
-
-
-def first_value(expression: str, document: Any, deadline: float = DEADLINE_SECONDS) -> Any:
-    """The first output of `expression` on `document` (None when it outputs nothing).
-
-    A plain path runs here; any other expression in a child process, within `deadline` seconds."""
-    program = compile_expression(expression)
-    if not is_plain(expression):
-        return bounded_value(expression, document, deadline)
-    try:
-        return program.input_value(document).first()
-    except StopIteration:
-        return None
     except ValueError as err:
         raise JqError(str(err).strip()) from None

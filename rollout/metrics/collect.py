@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from rollout.core.jqexpr import JqError, first_value
+from rollout.core.jqexpr import JqError
 from rollout.core.outcomes import Failed, NoData, Observed, Outcome, Snapshot
 from rollout.core.spec import ExperimentSpec, Metric, Version
 from rollout.core.templating import ELAPSED_TIME, TemplateError, elapsed_seconds, render
+from rollout.metrics.evaluate import first_value
 from rollout.metrics.prometheus import BackendError, PrometheusClient
 
 MAX_WORKERS = 16

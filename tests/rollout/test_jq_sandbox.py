@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from rollout.core.jqexpr import DEADLINE_SECONDS, JqError, first_value, is_plain, sandbox_problem
+from rollout.core.jqexpr import JqError, is_plain, sandbox_problem
 from rollout.core.spec import JQ_FIRST_VALUE
 from rollout.core.validation import validate
 from rollout.metrics.collect import classify
+from rollout.metrics.evaluate import DEADLINE_SECONDS, first_value
 from tests.rollout.factories import seed_experiment
 
 CANARY = "jq-canary-5ecret-91b7"
@@ -102,9 +103,9 @@ def test_a_runaway_expression_fails_within_the_deadline(expression: str) -> None
 def test_the_child_process_sees_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Defence in depth: were a way out missed by the check, the bounded evaluation has no environment."""
     monkeypatch.setenv("CANARY_SECRET", CANARY)
-    from rollout.core import jqexpr  # the bounded evaluation itself
+    from rollout.metrics import evaluate  # the bounded evaluation itself
     assert "CANARY_SECRET" in os.environ
-    seen = jqexpr.bounded_value("$ENV | keys", BODY, DEADLINE_SECONDS)
+    seen = evaluate.bounded_value("$ENV | keys", BODY, DEADLINE_SECONDS)
     assert "CANARY_SECRET" not in seen and not [k for k in seen if k.startswith("PULUMI")]
 
 
