@@ -9,11 +9,10 @@ from __future__ import annotations
 import contextlib
 import threading
 from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 import requests
 
-from testbed.loopback import LoopbackServer
+from testbed.loopback import LoopbackServer, QuietHandler
 
 
 class AuthProxy(LoopbackServer):
@@ -29,10 +28,7 @@ class AuthProxy(LoopbackServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 allowed = self.headers.get("Authorization") == f"Bearer {proxy.token}"
                 with proxy._lock:

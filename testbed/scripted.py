@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from testbed.loopback import LoopbackServer
+from testbed.loopback import LoopbackServer, QuietHandler
 
 BUILD_INFO = {"status": "success", "data": {"version": "2.99.0", "revision": "stub"}}
 
@@ -80,10 +80,7 @@ class ScriptedServer(LoopbackServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 with server._lock:

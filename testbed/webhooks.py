@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from testbed.loopback import LoopbackServer
+from testbed.loopback import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -24,10 +23,7 @@ class WebhookReceiver(LoopbackServer):
     def __post_init__(self) -> None:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 receiver.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 if receiver.delay:
@@ -55,10 +51,7 @@ class SlowDripReceiver(LoopbackServer):
     def __post_init__(self) -> None:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.posts += 1
