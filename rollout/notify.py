@@ -53,6 +53,19 @@ class Event:
                 "time": record.get("lastIterationAt")}
 
 
+def _new_entries(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The history entries `new` added since `old` (one `up` may add two: a control, then an iteration)."""
+    history = new.get("history")
+    entries = [h for h in history if isinstance(h, Mapping)] if isinstance(history, (list, tuple)) else []
+    before = _last(old)
+    if before is None:
+        return entries
+    for i in range(len(entries) - 1, -1, -1):
+        if entries[i] == before:
+            return entries[i + 1:]
+    return entries[-1:]  # the old last entry fell out of the bounded history: at least the newest
+
+
 def _last(record: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     history = record.get("history") if isinstance(record, Mapping) else None
     last = history[-1] if isinstance(history, (list, tuple)) and history else None
@@ -69,9 +82,8 @@ def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]
     if not isinstance(old, Mapping):  # a new experiment (or a stored record unreadable: start afresh)
         return [Event("started", _first_message(new), new)]
     found = []
-    entry, before = _last(new), _last(old)
     by_control = False
-    if entry is not None and entry != before:
+    for entry in _new_entries(old, new):
         if entry.get("control"):
             by_control = True  # the control's own event says what it did to the stage
             control = entry["control"]

@@ -140,6 +140,15 @@ def test_a_control_is_one_event_and_its_promotion_another() -> None:
     assert found[0].reason == "promote iris-v2 (approved): Promoted iris-v2 by control"
 
 
+def test_an_ignored_control_in_the_same_up_as_an_iteration_is_told_too() -> None:
+    ignored = {"time": 2.0, "reason": "Control resume not applied: the experiment is Running, not Paused",
+               "control": {"action": "resume", "summary": "resume"}}
+    held = {"time": 2.0, "held": True, "reason": "Held: request-count for iris-v1: no data"}
+    found = events(rec(history=[{"time": 1.0}]), rec(history=[{"time": 1.0}, ignored, held]))
+    assert kinds(found) == ["control", "held"]
+    assert found[0].reason.startswith("resume: Control resume not applied")
+
+
 def test_a_freeze_is_one_event() -> None:
     frozen = {"time": 2.0, "held": True, "frozen": True, "reason": "Frozen: iris-v2 broke error-rate <= 0.01; ..."}
     found = events(rec(history=[{"time": 1.0}]), rec(stage="Paused", history=[{"time": 1.0}, frozen]))
