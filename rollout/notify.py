@@ -21,6 +21,7 @@ from pydantic import dataclasses as pydantic_dataclasses
 from pydantic_core import PydanticCustomError
 from urllib3.util import parse_url
 
+from rollout.core.state import COMPLETED, FAILED
 from rollout.core.text import weight_split
 
 TIMEOUT_SECONDS = 2.0
@@ -96,11 +97,11 @@ def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]
             found.append(Event("held", str(entry.get("reason") or _first_message(new)), new))
     stage, was = new.get("stage"), old.get("stage")
     if stage != was and not by_control:
-        if stage == "Failed":
+        if stage == FAILED:
             message = _first_message(new)
             kind = "rolled-back" if message.startswith("Rolled back") else "failed"
             found.append(Event(kind, message, new))
-        elif stage == "Completed":
+        elif stage == COMPLETED:
             found.append(Event("completed", _first_message(new), new))
         else:
             found.append(Event(str(stage).lower(), _first_message(new), new))

@@ -35,10 +35,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from rollout.core import state as stages
 from rollout.report.describe import progress_line
 
 OK, FAILED, ERROR, STILL_RUNNING, PAUSED, INTERRUPTED = 0, 1, 2, 3, 4, 130
-FINAL_STAGES = ("Completed", "Failed")
 MARGIN_SECONDS = 1.0
 """Slack after the interval: an `up` that comes too early is a no-op and costs one more run."""
 HEARTBEAT_SECONDS = 60.0
@@ -82,7 +82,7 @@ def exit_code(record: Mapping[str, Any], require_promotion: bool) -> tuple[int, 
     """The exit code and a one-line verdict for a record whose stage is final."""
     stage, promoted = record.get("stage"), record.get("promoted")
     baseline = ((record.get("spec") or {}).get("versions") or [{}])[0].get("name")
-    if stage == "Failed":
+    if stage == stages.FAILED:
         return FAILED, f"experiment Failed; {promoted or 'no version'} promoted"
     if not promoted:
         return FAILED, "experiment Completed without promoting a version"
@@ -211,7 +211,7 @@ class Runner:
             if moment != shown:  # an `up` that came a moment early changed nothing: no new line
                 self._say(progress_line(record))
                 shown = moment
-            if record.get("stage") in FINAL_STAGES:
+            if record.get("stage") in stages.FINAL_STAGES:
                 code, verdict = exit_code(record, require_promotion)
                 self._say(f"{verdict} after {runs} pulumi up run(s)")
                 return code
@@ -220,7 +220,7 @@ class Runner:
                           f"{record.get('stage') or 'Running'}")
                 return STILL_RUNNING
             now = self.clock()
-            if record.get("stage") == "Paused":
+            if record.get("stage") == stages.PAUSED:
                 if paused_since is None:
                     paused_since = last_beat = now
                     self._say(pause_notice(record, self.stack))
@@ -264,7 +264,7 @@ class Runner:
         record = outputs.get("experiment")
         if not isinstance(record, dict):
             raise RunError("the stack has no `experiment` output: is this the seldon-rollout project?")
-        if self.interrupt.event.is_set() and record.get("stage") not in FINAL_STAGES:
+        if self.interrupt.event.is_set() and record.get("stage") not in stages.FINAL_STAGES:
             self._say(f"interrupted after pulumi up #{n} finished")
             self._say(progress_line(record))
             return None

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rollout.core.state import COMPLETED
 from rollout.core.text import weight_split
 from rollout.report.record import ExperimentRecord, MetricValue, RecordError, experiment_record
 
@@ -134,7 +135,7 @@ def progress_line(document: ExperimentRecord | Mapping[str, Any]) -> str:
 def unmet(record: ExperimentRecord, completed: bool, winner_found: bool) -> list[str]:
     """Conditions of `assert` that do not hold (empty when all do)."""
     problems = []
-    if completed and record.stage != "Completed":
+    if completed and record.stage != COMPLETED:
         problems.append(f"experiment is not completed (stage {record.stage})")
     if winner_found and not record.winner:
         problems.append("no winner found")
