@@ -110,7 +110,7 @@ def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]
     return found
 
 
-def url_problem(value: str) -> str | None:
+def webhook_url_problem(value: str) -> str | None:
     """What keeps `value` from being posted to, read with the HTTP client's own parser (urllib3), None when
     nothing. Never quotes the URL, nor any part of it (the host included): it is a secret."""
     try:
@@ -128,7 +128,7 @@ def url_problem(value: str) -> str | None:
 
 def _webhook_url(value: str) -> str:
     """Never echoed in a message: the URL is a secret (it often carries a token)."""
-    problem = url_problem(value)
+    problem = webhook_url_problem(value)
     if problem:
         raise PydanticCustomError("url", "{problem}", {"problem": problem})
     return value

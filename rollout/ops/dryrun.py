@@ -42,8 +42,8 @@ class Prediction:
 
 def predict(spec: ExperimentSpec, state: ExperimentState, control: Control | None, now: float,
             snapshot_at: Callable[[ExperimentState], Snapshot]) -> Prediction:
-    at_now = advance(spec, state, control, now, snapshot_at)
     controlled = apply_control(spec, state, control, now)
+    at_now = advance(spec, controlled, control, now, snapshot_at)  # the control is applied: the same `up`
     if state.stage in (COMPLETED, FAILED):
         return Prediction(at_now, at_now, f"never: the experiment is {state.stage} and an `up` changes nothing "
                                           "(a renamed or replaced experiment starts anew)")
