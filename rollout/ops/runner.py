@@ -16,9 +16,11 @@ Completed without promoting a candidate when one was required; 2 an error (the `
 stack, no experiment output); 3 stopped by `--max-iterations` while still Running; 4 Paused, with
 `--exit-on-pause`; 130 interrupted.
 
-Ctrl-C reaches the whole foreground process group, `pulumi` included, which cancels its update
-cleanly (no lock left); the runner waits for it and stops. A SIGTERM (or a SIGINT sent to the runner
-alone) is passed on to the running `pulumi` as one SIGINT, for the same clean cancellation.
+Every `pulumi` runs in a session of its own (rollout/ops/pulumi_own_session), so a Ctrl-C, a SIGINT
+to the runner's process group or a SIGTERM reaches the runner alone, which passes exactly one SIGINT
+on to the running `pulumi`: it cancels its update cleanly (no lock left), and the runner waits for it
+and stops. (A second SIGINT would make `pulumi` stop at once and leave its lock: that is why `pulumi`
+must not share the runner's group.)
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ def exit_code(record: Mapping[str, Any], require_promotion: bool) -> tuple[int, 
     return OK, f"experiment Completed; {promoted} promoted"
 
 
+OWN_SESSION = Path(__file__).with_name("pulumi_own_session")
+
+
 class Interrupt:
     """SIGINT/SIGTERM: ask the loop to stop, and let a running `pulumi` cancel its update."""
 
@@ -101,7 +106,7 @@ class Interrupt:
 
     def handle(self, signum: int, _frame: FrameType | None) -> None:
         self.event.set()
-        if self.in_up and not self._forwarded and not _from_terminal(signum):
+        if self.in_up and not self._forwarded:
             self._forwarded = True
             for pid in _children(os.getpid()):
                 with contextlib.suppress(ProcessLookupError):
@@ -115,17 +120,6 @@ class Interrupt:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-
-
-def _from_terminal(signum: int) -> bool:
-    """A SIGINT while this process is in a terminal's foreground group: `pulumi` got it too."""
-    if signum != signal.SIGINT:
-        return False
-    try:
-        with open("/dev/tty") as tty:
-            return os.tcgetpgrp(tty.fileno()) == os.getpgrp()
-    except OSError:
-        return False
 
 
 def _children(pid: int) -> list[int]:
@@ -285,6 +279,7 @@ def select_stack(stack_name: str, work_dir: Path, create: bool) -> Any:
 
     try:
         command = auto.PulumiCommand()
+        command.command = str(OWN_SESSION)  # the same `pulumi`, in a session of its own (see the module doc)
     except (OSError, subprocess.CalledProcessError, auto.errors.InvalidVersionError) as err:
         raise RunError(f"no usable `pulumi` CLI on PATH ({err}); run `make toolchain` and "
                        "`. scripts/pulumi-env`, or install Pulumi") from None
