@@ -23,6 +23,7 @@ from components.stack_config import (
     program_config,
     read_stack_file,
 )
+from rollout.notifier import TOLD_KEYS, Notifier
 from rollout.provider import RECORD_KEYS, Experiment
 
 # The published passphrase serves the dev stack only (also for the Automation API, which runs the CLI).
@@ -64,8 +65,6 @@ experiment = Experiment(
     prometheus_auth=auth,
     # An operator's pause/resume/abort/promote, applied once at the next `up` (rollout/core/control.py).
     control=settings.control.to_input(),
-    # Webhooks (secret URLs), told after each decision of what happened (rollout/notify.py).
-    webhooks=[{"url": h.url, "format": h.format} for h in settings.notifications] or None,
 )
 
 # Models: the baseline serves the promoted version's model once the experiment is over.
@@ -114,10 +113,18 @@ if settings.load.enabled:
     LoadGenerator("load", jobs=jobs, gateway_url=gateway_url, namespace=settings.routing_namespace,
                   opts=pulumi.ResourceOptions(provider=provider, depends_on=[routing]))
 
+# Notifications: each decision told once to the webhooks (secret URLs), after the routing and the models
+# were given it (rollout/notifier.py).
+if settings.notifications:
+    notifier = Notifier("notifications", record=pulumi.Output.all(**{k: getattr(experiment, k) for k in TOLD_KEYS}),
+                        applied={"weights": routing.weights},
+                        webhooks=[{"url": h.url, "format": h.format} for h in settings.notifications],
+                        opts=pulumi.ResourceOptions(depends_on=[routing, *deployments]))
+    pulumi.export("notifications", notifier.deliveries)
+
 pulumi.export("stage", experiment.stage)
 pulumi.export("iteration", experiment.iteration)
 pulumi.export("weights", experiment.weights)
 pulumi.export("winner", experiment.winner)
 pulumi.export("promoted", experiment.promoted)
-pulumi.export("experiment", pulumi.Output.all(
-    **{k: getattr(experiment, k) for k in RECORD_KEYS}))
+pulumi.export("experiment", pulumi.Output.all(**{k: getattr(experiment, k) for k in RECORD_KEYS}))

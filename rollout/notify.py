@@ -1,11 +1,13 @@
-"""Notifications: what happened in an `up`, sent to webhooks after the decision is made.
+"""Notifications: what happened to an experiment, sent to webhooks once the decision stands.
 
-`events(old, new)` compares two experiment records (the provider's outputs before and after an
-`up`) and names what a person should hear about: the experiment started, an iteration was held, a
-control was applied, the stage changed (completed, failed, rolled back), a version was promoted.
-`deliver` posts each event to each webhook once, with a short timeout, and returns one result per
-delivery for the record. A failed delivery is recorded, never raised: a notification can neither
-block nor change a decision. Results never carry the webhook's URL (it is a secret).
+`events(old, new)` compares two experiment records (as checkpointed by two `up`s) and names what a
+person should hear about: the experiment started, an iteration was held, a control was applied, the
+stage changed (completed, failed, rolled back), a version was promoted. Each event has a `key`
+(experiment, its start, iteration, kind and the time it was decided): the same decision always gives
+the same key, so a receiver that sees a key twice can drop the second. `deliver` posts each event to
+each webhook once, with a short deadline, and returns one result per delivery. A failed delivery is
+recorded, never raised: a notification can neither block nor change a decision. Results never carry
+the webhook's URL (it is a secret). When they are sent is rollout/notifier.py's business.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic import dataclasses as pydantic_dataclasses
 from pydantic_core import PydanticCustomError
 from urllib3.util import parse_url
 
-from rollout.core.state import COMPLETED, FAILED
+from rollout.core.state import COMPLETED, FAILED, FINAL_STAGES, RUNNING
 from rollout.core.text import weight_split
 
 TIMEOUT_SECONDS = 2.0
@@ -40,18 +42,43 @@ class Event:
     """started, held, frozen, control, completed, failed, rolled-back, promoted."""
     reason: str
     record: Mapping[str, Any]
+    at: float = 0.0
+    """When it was decided: the time of the history entry it comes from (or the experiment's start)."""
 
-    def payload(self, fmt: str) -> dict[str, Any]:
+    @property
+    def key(self) -> str:
+        """The idempotency key: experiment, its start, iteration, kind, decision time (ms). One decision, one key."""
         record = self.record
-        name = (record.get("spec") or {}).get("name", "experiment")
+        return (f"{experiment_name(record)}/{_ms(record.get('startedAt'))}/{int(record.get('iteration') or 0)}/"
+                f"{self.kind}/{_ms(self.at)}")
+
+    def payload(self, fmt: str, applied: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The message; `applied` is what the cluster was given for this decision (the route's weights)."""
+        record = self.record
+        name = experiment_name(record)
         weights = dict(record.get("weights") or {})
+        written = dict((applied or {}).get("weights") or {})
         if fmt == "slack":
+            done = f"; applied: {weight_split(written)}" if written else ""
             return {"text": f"[{name}] {self.kind}: {self.reason} (stage {record.get('stage')}, "
-                            f"iteration {int(record.get('iteration') or 0)}, {weight_split(weights)})"}
-        return {"source": "seldon-rollout", "event": self.kind, "experiment": name, "reason": self.reason,
-                "stage": record.get("stage"), "iteration": int(record.get("iteration") or 0),
+                            f"iteration {int(record.get('iteration') or 0)}, {weight_split(weights)}{done})"}
+        return {"source": "seldon-rollout", "key": self.key, "event": self.kind, "experiment": name,
+                "reason": self.reason, "stage": record.get("stage"), "iteration": int(record.get("iteration") or 0),
                 "weights": weights, "winner": record.get("winner"), "promoted": record.get("promoted"),
-                "time": record.get("lastIterationAt")}
+                "time": self.at,
+                "decided": {"stage": record.get("stage"), "weights": weights, "winner": record.get("winner"),
+                            "promoted": record.get("promoted")},
+                "applied": {"weights": written or None}}
+
+
+def experiment_name(record: Mapping[str, Any]) -> str:
+    spec = record.get("spec")
+    name = spec.get("name") if isinstance(spec, Mapping) else record.get("name")
+    return str(name or "experiment")
+
+
+def _ms(value: Any) -> int:
+    return round(float(value) * 1000) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _new_entries(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -78,36 +105,54 @@ def _first_message(record: Mapping[str, Any]) -> str:
     return str(messages[0]) if isinstance(messages, (list, tuple)) and messages else ""
 
 
+def same_experiment(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Both records are of one experiment: the same name, started at the same time."""
+    return isinstance(old, Mapping) and experiment_name(old) == experiment_name(new) \
+        and _ms(old.get("startedAt")) == _ms(new.get("startedAt"))
+
+
 def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]:
-    """What happened between two records, in the order a person would tell it."""
-    if not isinstance(old, Mapping):  # a new experiment (or a stored record unreadable: start afresh)
-        return [Event("started", _first_message(new), new)]
+    """What happened between two records, in the order a person would tell it.
+
+    With no old record of the same experiment (a new one, a renamed one, or an unreadable record), the
+    experiment's start is the first event, followed by what its first `up` recorded (e.g. a control left
+    in the stack file, not applied)."""
     found = []
+    if old is None or not same_experiment(old, new):
+        if new.get("stage") not in FINAL_STAGES:  # (an unreadable stored record ends as Failed: told below)
+            found.append(Event("started", _first_message(new), new, _time(new.get("startedAt"))))
+        old = {"stage": RUNNING}
     by_control = False
     for entry in _new_entries(old, new):
+        at = _time(entry.get("time"))
         if entry.get("control"):
             by_control = True  # the control's own event says what it did to the stage
             control = entry["control"]
             summary = control.get("summary") or control.get("action") if isinstance(control, Mapping) else control
-            found.append(Event("control", f"{summary}: {entry.get('reason', '')}", new))
+            found.append(Event("control", f"{summary}: {entry.get('reason', '')}", new, at))
         elif entry.get("frozen"):
             by_control = True  # "frozen" says the stage is Paused, for a person to decide
-            found.append(Event("frozen", str(entry.get("reason") or _first_message(new)), new))
+            found.append(Event("frozen", str(entry.get("reason") or _first_message(new)), new, at))
         elif entry.get("held"):
-            found.append(Event("held", str(entry.get("reason") or _first_message(new)), new))
+            found.append(Event("held", str(entry.get("reason") or _first_message(new)), new, at))
     stage, was = new.get("stage"), old.get("stage")
+    decided_at = _time((_last(new) or {}).get("time") or new.get("lastIterationAt"))
     if stage != was and not by_control:
         if stage == FAILED:
             message = _first_message(new)
             kind = "rolled-back" if message.startswith("Rolled back") else "failed"
-            found.append(Event(kind, message, new))
+            found.append(Event(kind, message, new, decided_at))
         elif stage == COMPLETED:
-            found.append(Event("completed", _first_message(new), new))
+            found.append(Event("completed", _first_message(new), new, decided_at))
         else:
-            found.append(Event(str(stage).lower(), _first_message(new), new))
+            found.append(Event(str(stage).lower(), _first_message(new), new, decided_at))
     if new.get("promoted") and new.get("promoted") != old.get("promoted"):
-        found.append(Event("promoted", f"{new['promoted']} promoted", new))
+        found.append(Event("promoted", f"{new['promoted']} promoted", new, decided_at))
     return found
+
+
+def _time(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def webhook_url_problem(value: str) -> str | None:
@@ -158,8 +203,8 @@ def _error(err: BaseException, timeout: float) -> str:
 
 
 def deliver(found: Sequence[Event], hooks: Sequence[Webhook], session: requests.Session | None = None,
-            timeout: float = TIMEOUT_SECONDS) -> list[dict[str, Any]]:
-    """Post every event to every webhook once; one result per delivery (`hook` is the index).
+            timeout: float = TIMEOUT_SECONDS, applied: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Post every event to every webhook once; one result per delivery (`hook` is the index, `key` the event's).
 
     Each delivery has `timeout` seconds in all; any exception is a failed delivery (recorded, never raised).
     A delivery past its deadline is left to finish in a daemon thread, which its own socket timeouts end."""
@@ -169,11 +214,12 @@ def deliver(found: Sequence[Event], hooks: Sequence[Webhook], session: requests.
     http = session or requests.Session()
     for event in found:
         for index, hook in enumerate(hooks):
-            result: dict[str, Any] = {"event": event.kind, "hook": index, "ok": False}
+            result: dict[str, Any] = {"event": event.kind, "key": event.key, "hook": index, "ok": False}
             outcome: dict[str, Any] = {}
             try:
-                worker = threading.Thread(target=_post, args=(http, hook.url, event.payload(hook.format), timeout,
-                                                              outcome), name="webhook", daemon=True)
+                payload = event.payload(hook.format, applied)
+                worker = threading.Thread(target=_post, args=(http, hook.url, payload, timeout, outcome),
+                                          name="webhook", daemon=True)
                 worker.start()
                 worker.join(timeout)
             except Exception as err:  # (never raised: a notification cannot fail an `up`)

@@ -32,7 +32,6 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 from pulumi.runtime import rpc
-from pydantic import ValidationError
 
 from rollout.core.control import Control, seen_at_start
 from rollout.core.outcomes import Snapshot
@@ -43,30 +42,29 @@ from rollout.core.validation import parse_experiment, validate
 from rollout.engine import abandon, advance, is_due, start
 from rollout.metrics.collect import collect_snapshot
 from rollout.metrics.prometheus import BackendError, Credentials, PrometheusClient, PrometheusSettings, redact
-from rollout.notify import Webhook, deliver, events
 
 RECORD_KEYS = ("name", "spec", "prometheusUrl", "stage", "startedAt", "lastIterationAt", "iteration",
                "consecutiveErrors", "weights", "winner", "promoted", "assessments", "values", "evidence",
-               "history", "messages", "appliedControl", "notifications")
+               "history", "messages", "appliedControl")
 """The experiment record: the resource outputs people read (`describe` takes this)."""
 
 RESTART_FIELDS = ("name", "versions")
 """Changing these starts a new experiment (replace) rather than continuing this one."""
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Engine numbers arrive as floats: 10.0 -> 10, recursively, so hashes are stable."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def inputs_hash(experiment: Mapping[str, Any], prometheus: Mapping[str, Any]) -> str:
-    canonical = json.dumps({"experiment": _plain(experiment), "prometheus": _plain(prometheus)},
+    canonical = json.dumps({"experiment": plain(experiment), "prometheus": plain(prometheus)},
                            sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -152,54 +150,20 @@ def record_outputs(spec_inputs: Mapping[str, Any], prometheus: Mapping[str, Any]
                    state: ExperimentState) -> dict[str, Any]:
     return {
         "name": spec.name,
-        "spec": _plain(spec_inputs),
+        "spec": plain(spec_inputs),
         "prometheusUrl": redact(str(prometheus.get("url", ""))),
         "inputsHash": inputs_hash(spec_inputs, prometheus),
         **state.to_outputs(),
     }
 
 
-def _webhooks(raw: Any) -> list[Webhook]:
-    """The `webhooks` input (the stack's `notifications`: a secret list of url and format, checked by the
-    stack's schema)."""
-    hooks = []
-    for h in raw if isinstance(raw, (list, tuple)) else ():
-        try:
-            hooks.append(Webhook(h["url"], h.get("format") or "generic"))
-        except (TypeError, KeyError, ValidationError):  # one the stack's schema refuses: it never blocks a decision
-            continue
-    return hooks
-
-
-def _notified(before: Mapping[str, Any] | None, outs: dict[str, Any], hooks: list[Webhook],
-              now: float) -> dict[str, Any]:
-    """The outputs with this `up`'s deliveries recorded: in `notifications`, and in the history entry
-    this `up` wrote (if any). Sent after the decision; a failed delivery changes nothing else."""
-    if not hooks:
-        return outs
-    found = events(before, outs)
-    if not found:
-        return outs
-    results = deliver(found, hooks)
-    outs = {**outs, "notifications": results}
-    history = list(outs.get("history") or [])
-    if history and isinstance(history[-1], Mapping) and history[-1].get("time") == now:
-        history[-1] = {**history[-1], "notifications": results}
-        outs["history"] = history
-    failed = [r for r in results if not r.get("ok")]
-    if failed:
-        outs["messages"] = [*(outs.get("messages") or []),
-                            f"{len(failed)} of {len(results)} notification(s) not delivered: {failed[0]['error']}"]
-    return outs
-
-
-def _has_unknowns(value: Any) -> bool:
+def has_unknowns(value: Any) -> bool:
     if isinstance(value, str) and value == rpc.UNKNOWN:
         return True
     if isinstance(value, Mapping):
-        return any(_has_unknowns(v) for v in value.values())
+        return any(has_unknowns(v) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return any(_has_unknowns(v) for v in value)
+        return any(has_unknowns(v) for v in value)
     return False
 
 
@@ -215,11 +179,11 @@ class ExperimentProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         experiment, prometheus = news.get("experiment") or {}, news.get("prometheus") or {}
-        if _has_unknowns(experiment) or _has_unknowns(prometheus):
+        if has_unknowns(experiment) or has_unknowns(prometheus):
             return DiffResult(changes=True)
         old_spec = olds.get("spec")
         if isinstance(old_spec, Mapping) and isinstance(experiment, Mapping):
-            restart = [f for f in RESTART_FIELDS if _plain(old_spec.get(f)) != _plain(experiment.get(f))]
+            restart = [f for f in RESTART_FIELDS if plain(old_spec.get(f)) != plain(experiment.get(f))]
             if restart:
                 return DiffResult(changes=True, replaces=["experiment"], delete_before_replace=False)
         if olds.get("inputsHash") != inputs_hash(experiment, prometheus):
@@ -249,7 +213,7 @@ class ExperimentProvider(ResourceProvider):
         state = state.evolve(messages=(*state.messages, f"Prometheus {version} answered at {settings.shown_url}"))
         state = seen_at_start(spec, state, Control.from_input(props.get("control")), now)
         outs = record_outputs(props["experiment"], props["prometheus"], spec, state)
-        return CreateResult(id_=spec.name, outs=_notified(None, outs, _webhooks(props.get("webhooks")), now))
+        return CreateResult(id_=spec.name, outs=outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         spec = parse_experiment(news["experiment"])
@@ -266,7 +230,7 @@ class ExperimentProvider(ResourceProvider):
 
         state = advance(spec, state, Control.from_input(news.get("control")), now, snapshot_at)
         outs = record_outputs(news["experiment"], news["prometheus"], spec, state)
-        return UpdateResult(outs=_notified(olds, outs, _webhooks(news.get("webhooks")), now))
+        return UpdateResult(outs=outs)
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
@@ -285,15 +249,12 @@ class Experiment(pulumi.dynamic.Resource, module="rollout", name="Experiment"):
                  prometheus: pulumi.Input[Mapping[str, Any]],
                  prometheus_auth: pulumi.Input[Mapping[str, Any]] | None = None,
                  control: pulumi.Input[Mapping[str, Any]] | None = None,
-                 webhooks: pulumi.Input[list[Mapping[str, Any]]] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
             "experiment": experiment,
             "prometheus": prometheus,
             "prometheusAuth": pulumi.Output.secret(prometheus_auth) if prometheus_auth is not None else None,
             "control": control,
-            # Not `notifications`: that name is the record's (the deliveries), set to None below.
-            "webhooks": pulumi.Output.secret(webhooks) if webhooks else None,
         }
         for key in (*RECORD_KEYS, "inputsHash"):
             props[key] = None

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rollout.stats",),                      # pure: the `sequential` algorithm and its tests
     ("rollout.engine",),                     # pure: one iteration, either algorithm
     ("rollout.metrics", "rollout.notify"),   # I/O edges: Prometheus, webhooks
-    ("rollout.provider",),                   # the Pulumi dynamic provider (CRUD)
+    ("rollout.provider", "rollout.notifier"),  # the Pulumi dynamic providers (CRUD)
     ("rollout.report",),                     # describe, plot, the record model
     ("components",),                         # the Pulumi program's pieces and its stack config
     ("rollout.ops",),                        # operator tools that drive stacks: runner, dry run

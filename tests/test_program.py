@@ -15,10 +15,12 @@ from pulumi.runtime import rpc
 
 from components.metrics.seldon import LIBRARY_METRICS
 from rollout.metrics.prometheus import PrometheusClient
+from rollout.notifier import Notifier
 from rollout.provider import RECORD_KEYS, ExperimentProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT_TYPE = "pulumi-python:dynamic/rollout:Experiment"
+NOTIFIER_TYPE = "pulumi-python:dynamic/rollout:Notifier"
 TOKEN = "s3cr3t-prometheus-token"
 
 
@@ -319,19 +321,37 @@ def test_a_credential_stored_in_plain_text_is_refused(monkeypatch: pytest.Monkey
     assert TOKEN not in str(err.value)
 
 
-def test_control_and_notifications_reach_the_experiment_and_the_urls_only_as_a_secret(
+def test_control_reaches_the_experiment_and_the_webhook_urls_the_notifier_only_as_a_secret(
         monkeypatch: pytest.MonkeyPatch) -> None:
     hook = "https://hooks.example.com/services/T0/B0/s3cr3t-hook"
+    waits_for: list[str] = []
+    real_init = Notifier.__init__
+
+    def init(self: Notifier, name: str, **kwargs: Any) -> None:
+        waits_for.extend(r._name for r in kwargs["opts"].depends_on)
+        real_init(self, name, **kwargs)
+
+    monkeypatch.setattr(Notifier, "__init__", init)
     rec = run_program(monkeypatch, RUNNING,
                       config={"control": {"action": "promote", "version": "iris-v2", "reason": "approved"},
                               "notifications": [{"url": hook, "format": "slack"}]},
                       secret_keys=("prometheusToken", "prometheusPassword", "notifications"))
     inputs = rec.one(EXPERIMENT_TYPE, "experiment")
     assert inputs["control"] == {"action": "promote", "version": "iris-v2", "reason": "approved"}
-    webhooks = inputs["webhooks"]  # wrapped as a secret: encrypted in the state
+    assert hook not in json.dumps(inputs)
+    notifier = rec.one(NOTIFIER_TYPE, "notifications")
+    webhooks = notifier["webhooks"]  # wrapped as a secret: encrypted in the state
     assert webhooks[rpc._special_sig_key] == rpc._special_secret_sig
     assert webhooks["value"] == [{"url": hook, "format": "slack"}]
-    assert hook not in json.dumps({k: v for k, v in inputs.items() if k not in ("webhooks", "__provider")})
+    assert hook not in json.dumps({k: v for k, v in notifier.items() if k not in ("webhooks", "__provider")})
+    # It is told after the routing and every model: the decision was given to the cluster first.
+    assert sorted(waits_for) == ["iris-v1", "iris-v2", "routing"]
+    assert notifier["record"]["stage"] == "Running" and "evidence" not in notifier["record"]
+
+
+def test_without_notifications_there_is_no_notifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, RUNNING)
+    assert rec.of(NOTIFIER_TYPE) == [] and "notifications" not in rec.exports
 
 
 def test_notifications_in_plain_text_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,8 +44,6 @@ class ExperimentState:
     messages: tuple[str, ...] = ()
     applied_control: dict[str, Any] | None = None
     """The last operator control applied (`control` config), so the same control applies once."""
-    notifications: tuple[dict[str, Any], ...] = ()
-    """The deliveries of the last `up` that had something to tell (one per event and webhook)."""
 
     @property
     def finished(self) -> bool:
@@ -71,7 +69,6 @@ class ExperimentState:
             "history": list(self.history),
             "messages": list(self.messages),
             "appliedControl": self.applied_control,
-            "notifications": list(self.notifications),
         }
 
     @classmethod
@@ -96,7 +93,6 @@ class ExperimentState:
             history=tuple(_list(outs, "history", Mapping)),
             messages=tuple(_list(outs, "messages", str)),
             applied_control=dict(_mapping(outs, "appliedControl")) or None,
-            notifications=tuple(_list(outs, "notifications", Mapping)),
         )
 
 

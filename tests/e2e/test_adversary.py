@@ -104,7 +104,8 @@ def test_no_canary_secret_leaks_anywhere(tmp_path: Path, local_cluster: LocalClu
     run.pulumi("up", "--yes", "--skip-preview")
     assert gated.authorized >= 1 and gated.refused == 0  # the token reached Prometheus, and only there
     record = json.loads(run.pulumi("stack", "output", "experiment", "--json").stdout)
-    assert [(n["hook"], n["ok"]) for n in record["notifications"]] == [(0, False), (1, False)]
+    deliveries = json.loads(run.pulumi("stack", "output", "notifications", "--json").stdout)
+    assert [(n["hook"], n["ok"]) for n in deliveries] == [(0, False), (1, False)]
     assert failing_hook.received  # the failing webhook was called (with its secret URL)
     time.sleep(max(0.0, record["lastIterationAt"] + INTERVAL - time.time()))
     up = run.pulumi("up", "--yes", "--skip-preview", "--logtostderr", "-v=9")

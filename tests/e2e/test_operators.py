@@ -214,6 +214,9 @@ def test_notifications_arrive_and_a_failing_receiver_changes_no_decision(rollout
     rollout.up()
     assert [m["event"] for m in receiver.received] == ["started"]
     assert receiver.received[0]["experiment"] == "quickstart-exp"
+    # Sent after the routing was given the decision: what was applied is in the message.
+    assert receiver.received[0]["applied"] == {"weights": {BASELINE: 100, CANDIDATE: 0}}
+    assert receiver.received[0]["key"].startswith("quickstart-exp/")
     # A control applied is told; then the receiver fails, and the decision goes on as without it.
     set_config(rollout, "control.action", "pause")
     rollout.up()
@@ -224,8 +227,9 @@ def test_notifications_arrive_and_a_failing_receiver_changes_no_decision(rollout
     rollout.up()
     record = rollout.record()
     assert record["stage"] == "Running"
-    assert record["notifications"] == [{"event": "control", "hook": 0, "ok": False, "status": 503,
-                                        "error": "HTTP 503"}]
+    deliveries = rollout.outputs()["notifications"]
+    assert [{k: d[k] for k in ("event", "hook", "ok", "status", "error")} for d in deliveries] == [
+        {"event": "control", "hook": 0, "ok": False, "status": 503, "error": "HTTP 503"}]
     rollout.wait_for_next_iteration()
     rollout.up()
     after = rollout.record()

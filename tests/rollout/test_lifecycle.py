@@ -8,7 +8,10 @@ snapshot, the clock by the machine's). After every step:
 - weights are whole numbers that sum to 100 over the experiment's versions;
 - an `up` adds at most one iteration, and a killed `up` adds none (only checkpointed state counts);
 - history is append-only within an experiment;
-- stored state never crashes diff or update.
+- stored state never crashes diff or update;
+- notifications (the Notifier, run after the experiment when the routing applied it; its `up` can fail
+  before it, or be killed after sending): every event claims a state the engine checkpointed, one key
+  always carries the same message, and a key arrives twice only after an `up` killed after sending.
 
 `SELDON_ROLLOUT_LIFECYCLE_EXAMPLES` sets how many sequences run (the suite runs a bounded number; the
 closing note of issue 17 gives the long run's figures).
@@ -26,6 +29,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from rollout.core.outcomes import Failed, NoData, Outcome, Snapshot
+from rollout.notifier import NotifierProvider
+from rollout.notify import Event
 from rollout.provider import ExperimentProvider
 from tests.rollout.factories import healthy, seed_experiment, snapshot
 
@@ -76,6 +81,14 @@ class Lifecycle(RuleBasedStateMachine):
         self.olds: dict[str, Any] | None = None
         """The checkpointed outputs: what the next `up` reads."""
         self.started_at: float | None = None
+        self.notifier = NotifierProvider()
+        self.notifier_olds: dict[str, Any] | None = None
+        self.routing_fails = False
+        self.checkpointed: list[dict[str, Any]] = []
+        """Every record the engine checkpointed (what a notification may claim)."""
+        self.received: dict[str, dict[str, Any]] = {}
+        """Key -> the message received with it."""
+        self.repeats_allowed = 0
 
     # -- the inputs the program would compute --------------------------------------------------------
     def news(self) -> dict[str, Any]:
@@ -108,8 +121,42 @@ class Lifecycle(RuleBasedStateMachine):
             STEPS["promotions"] += 1
         if not killed:
             self.olds = outs
+            self.checkpointed.append(outs)
             if fresh:
                 self.started_at = outs["startedAt"]
+            if not self.routing_fails:
+                self.notify(killed_after_sending=False)
+
+    def notify(self, killed_after_sending: bool) -> None:
+        """The Notifier's step of the same `up`, as Pulumi runs it: after the routing applied the decision."""
+        assert self.olds is not None
+        props = {"record": self.olds, "applied": {"weights": self.olds["weights"]}, "webhooks": [{"url": "x"}]}
+        sent: list[tuple[str, dict[str, Any]]] = []
+
+        def deliver(found: list[Event], _hooks: Any, applied: Any = None) -> list[dict[str, Any]]:
+            sent.extend((e.key, e.payload("generic", applied)) for e in found)
+            return [{"event": e.kind, "key": e.key, "hook": 0, "ok": True} for e in found]
+
+        with mock.patch("rollout.notifier.deliver", deliver):
+            if self.notifier_olds is None:
+                outs = self.notifier.create(props).outs
+            elif self.notifier.diff("n", self.notifier_olds, props).changes:
+                outs = self.notifier.update("n", self.notifier_olds, props).outs
+            else:
+                outs = self.notifier_olds
+        claims = [{k: r.get(k) for k in ("stage", "weights", "winner", "promoted")} for r in self.checkpointed]
+        for key, message in sent:
+            assert message["decided"] in claims, (key, message["decided"])
+            if key in self.received:
+                assert message == self.received[key], key  # one key, one message
+                assert self.repeats_allowed > 0, f"{key} told twice"
+                self.repeats_allowed -= 1
+            self.received[key] = message
+        STEPS["notifications"] += len(sent)
+        if killed_after_sending:
+            self.repeats_allowed += len(sent)  # the next `up` sends them again, with the same keys
+        else:
+            self.notifier_olds = outs
 
     def check_step(self, before: dict[str, Any] | None, after: dict[str, Any], fresh: bool) -> None:
         weights = {k: v for k, v in after["weights"].items()}
@@ -157,6 +204,16 @@ class Lifecycle(RuleBasedStateMachine):
     def set_control(self, action: str, version: str, reason: str) -> None:
         self.control = {"action": action, "reason": reason, **({"version": version} if action == "promote" else {})}
         self.control_set_at = self.clock
+
+    @rule(fails=st.booleans())
+    def routing_update_fails(self, fails: bool) -> None:
+        """The VirtualService's update fails (or works again): Pulumi then skips the Notifier."""
+        self.routing_fails = fails
+
+    @rule()
+    def notifier_killed_after_sending(self) -> None:
+        if self.olds is not None and not self.routing_fails:
+            self.notify(killed_after_sending=True)
 
     @rule()
     def clear_control(self) -> None:

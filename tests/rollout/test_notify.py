@@ -33,6 +33,51 @@ def test_a_new_experiment_is_announced() -> None:
     assert kinds(events(None, rec(iteration=0, messages=("Started; first iteration after 10s",)))) == ["started"]
 
 
+def test_a_new_experiment_with_a_leftover_control_is_announced_with_the_control_not_applied() -> None:
+    ignored = {"time": 5.0, "reason": "Control promote iris-v2 not applied: it was set before this experiment started",
+               "control": {"action": "promote", "summary": "promote iris-v2"}}
+    found = events(None, rec(iteration=0, history=[ignored]))
+    assert kinds(found) == ["started", "control"] and "not applied" in found[1].reason
+
+
+def test_a_renamed_experiment_is_a_new_one() -> None:
+    old = {**rec(history=[{"time": 1.0}]), "startedAt": 10.0}
+    renamed = {**rec(iteration=0, history=[]), "spec": {**SPEC, "name": "iris-ab-2"}, "startedAt": 20.0}
+    assert kinds(events(old, renamed)) == ["started"]
+    restarted = {**rec(iteration=0, history=[]), "startedAt": 20.0}  # same name, replaced: a new start
+    assert kinds(events(old, restarted)) == ["started"]
+
+
+def test_an_unreadable_stored_record_is_told_as_failed_not_started() -> None:
+    message = "Failed: stored experiment state: weights: must be a mapping; all traffic back to iris-v1. ..."
+    abandoned = {**rec(stage="Failed", iteration=0, messages=(message,),
+                       history=[{"time": 30.0, "held": True, "reason": message}]), "startedAt": 30.0}
+    assert kinds(events({**rec(), "startedAt": 10.0}, abandoned)) == ["held", "failed"]
+
+
+def test_one_decision_has_one_key_and_the_key_tells_decisions_apart() -> None:
+    old = {**rec(history=[{"time": 1.0}]), "startedAt": 0.5}
+    pause = {"time": 2.0, "reason": "Paused by control", "control": {"action": "pause", "summary": "pause"}}
+    resume = {"time": 3.0, "reason": "Resumed by control", "control": {"action": "resume", "summary": "resume"}}
+    paused = {**rec(stage="Paused", history=[{"time": 1.0}, pause]), "startedAt": 0.5}
+    resumed = {**rec(history=[{"time": 1.0}, pause, resume]), "startedAt": 0.5}
+    first, again = events(old, paused), events(old, paused)
+    assert [e.key for e in first] == [e.key for e in again] == ["iris-ab/500/1/control/2000"]
+    assert [e.key for e in events(paused, resumed)] == ["iris-ab/500/1/control/3000"]  # same iteration, kind
+
+
+def test_the_payload_says_what_was_decided_and_what_was_applied() -> None:
+    event = Event("promoted", "iris-v2 promoted", rec(stage="Completed", promoted="iris-v2",
+                                                      weights={"iris-v1": 0, "iris-v2": 100}), at=2.0)
+    generic = event.payload("generic", {"weights": {"iris-v2": 100}})
+    assert generic["key"] == "iris-ab/0/1/promoted/2000"
+    assert generic["decided"] == {"stage": "Completed", "weights": {"iris-v1": 0, "iris-v2": 100},
+                                  "winner": None, "promoted": "iris-v2"}
+    assert generic["applied"] == {"weights": {"iris-v2": 100}}
+    assert event.payload("generic")["applied"] == {"weights": None}  # nothing known to be applied: said so
+    assert event.payload("slack", {"weights": {"iris-v2": 100}})["text"].endswith("; applied: iris-v2 100%)")
+
+
 def test_an_ordinary_iteration_is_not_news() -> None:
     old = rec(history=[{"time": 1.0, "held": False}])
     new = rec(iteration=2, history=[{"time": 1.0, "held": False}, {"time": 2.0, "held": False}])
@@ -106,7 +151,8 @@ def test_each_event_reaches_each_webhook_once(fresh: WebhookReceiver) -> None:
 def test_a_failing_receiver_is_recorded_once_without_raising(fresh: WebhookReceiver) -> None:
     fresh.status = 503
     results = deliver([Event("held", "no data", rec())], [Webhook(fresh.url)])
-    assert results == [{"event": "held", "hook": 0, "ok": False, "status": 503, "error": "HTTP 503"}]
+    assert results == [{"event": "held", "key": "iris-ab/0/1/held/0", "hook": 0, "ok": False, "status": 503,
+                        "error": "HTTP 503"}]
     assert len(fresh.received) == 1  # one attempt, no retry
 
 
@@ -162,7 +208,8 @@ def test_a_slow_drip_receiver_is_cut_off_at_the_deadline() -> None:
         results = deliver([Event("held", "no data", rec())], [Webhook(drip.url)], timeout=1.0)
         took = time.monotonic() - started
     assert drip.posts == 1
-    assert results == [{"event": "held", "hook": 0, "ok": False, "error": "no answer within 1s"}]
+    assert results == [{"event": "held", "key": "iris-ab/0/1/held/0", "hook": 0, "ok": False,
+                        "error": "no answer within 1s"}]
     assert took < 1.5
 
 
@@ -187,4 +234,5 @@ class Exploding:
 def test_any_exception_in_a_delivery_is_a_failed_delivery_never_raised() -> None:
     hook = Webhook("https://hooks.example.com/T000/B000/sekrit")
     results = deliver([Event("held", "no data", rec())], [hook], session=Exploding())  # type: ignore[arg-type]
-    assert results == [{"event": "held", "hook": 0, "ok": False, "error": "not delivered (LocationParseError)"}]
+    assert results == [{"event": "held", "key": "iris-ab/0/1/held/0", "hook": 0, "ok": False,
+                        "error": "not delivered (LocationParseError)"}]

@@ -1,0 +1,122 @@
+"""The Notifier resource: decisions told once they stand, each with its key, to a real local receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from rollout.notifier import NotifierProvider
+from testbed.webhooks import WebhookReceiver
+
+SPEC = {"name": "iris-ab", "intervalSeconds": 10, "versions": [{"name": "iris-v1"}, {"name": "iris-v2"}]}
+APPLIED = {"weights": {"iris-v1": 95, "iris-v2": 5}}
+
+
+def record(iteration: int = 0, history: list[dict[str, Any]] | None = None, stage: str = "Running",
+           name: str = "iris-ab", started: float = 100.0, promoted: str | None = None,
+           weights: dict[str, int] | None = None) -> dict[str, Any]:
+    return {"name": name, "spec": {**SPEC, "name": name}, "stage": stage, "startedAt": started,
+            "lastIterationAt": started + 10 * iteration, "iteration": iteration,
+            "weights": weights or {"iris-v1": 100 - 5 * iteration, "iris-v2": 5 * iteration}, "winner": None,
+            "promoted": promoted, "history": history or [], "messages": [f"Iteration {iteration}"],
+            "evidence": {"big": "not told"}}
+
+
+def held(at: float) -> dict[str, Any]:
+    return {"time": at, "held": True, "reason": f"Held: no data at {at:g}"}
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as server:
+        yield server
+
+
+def props(receiver: WebhookReceiver, rec: dict[str, Any], applied: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"record": rec, "applied": applied or APPLIED, "webhooks": [{"url": receiver.url, "format": "generic"}]}
+
+
+def test_a_new_experiment_is_told_once_and_an_unchanged_one_is_not_updated(receiver: WebhookReceiver) -> None:
+    notifier = NotifierProvider()
+    outs = notifier.create(props(receiver, record())).outs
+    assert [m["event"] for m in receiver.received] == ["started"]
+    assert outs["sent"] == ["iris-ab/100000/0/started/100000"] and "evidence" not in outs["told"]
+    assert notifier.diff("n", outs, props(receiver, record())).changes is False
+
+
+def test_an_experiment_under_way_when_notifications_are_set_is_not_announced_again(
+        receiver: WebhookReceiver) -> None:
+    outs = NotifierProvider().create(props(receiver, record(iteration=4))).outs
+    assert receiver.received == [] and outs["deliveries"] == []
+
+
+def test_each_decision_is_told_with_what_was_applied(receiver: WebhookReceiver) -> None:
+    notifier = NotifierProvider()
+    outs = notifier.create(props(receiver, record())).outs
+    after = record(iteration=0, history=[held(110.0)])
+    assert notifier.diff("n", outs, props(receiver, after)).changes is True
+    outs = notifier.update("n", outs, props(receiver, after)).outs
+    message = receiver.received[-1]
+    assert message["event"] == "held" and message["key"] == "iris-ab/100000/0/held/110000"
+    assert message["applied"] == {"weights": APPLIED["weights"]} and message["decided"]["stage"] == "Running"
+    assert outs["sent"] == ["iris-ab/100000/0/started/100000", "iris-ab/100000/0/held/110000"]
+
+
+def test_an_up_killed_after_sending_sends_the_same_keys_again(receiver: WebhookReceiver) -> None:
+    notifier = NotifierProvider()
+    checkpointed = notifier.create(props(receiver, record())).outs
+    after = record(iteration=1, history=[held(110.0), held(120.0)])
+    notifier.update("n", checkpointed, props(receiver, after))  # sent, then killed: its outputs are lost
+    notifier.update("n", checkpointed, props(receiver, after))  # the next `up` tells again
+    keys = [m["key"] for m in receiver.received[1:]]
+    assert keys == ["iris-ab/100000/1/held/110000", "iris-ab/100000/1/held/120000"] * 2
+    assert len(set(keys)) == 2  # a receiver that drops a key it saw gets each decision once
+
+
+def test_ups_whose_routing_failed_are_told_at_the_next_up_that_applies_them(receiver: WebhookReceiver) -> None:
+    """When the VirtualService's update fails, Pulumi skips the Notifier: the next `up` tells both decisions."""
+    notifier = NotifierProvider()
+    outs = notifier.create(props(receiver, record())).outs
+    pause = {"time": 110.0, "reason": "Paused by control", "control": {"action": "pause", "summary": "pause"}}
+    resume = {"time": 120.0, "reason": "Resumed by control", "control": {"action": "resume", "summary": "resume"}}
+    notifier.update("n", outs, props(receiver, record(history=[pause, resume])))
+    assert [(m["event"], m["reason"]) for m in receiver.received[1:]] == [
+        ("control", "pause: Paused by control"), ("control", "resume: Resumed by control")]
+
+
+def test_a_renamed_experiment_is_announced_and_its_keys_start_afresh(receiver: WebhookReceiver) -> None:
+    notifier = NotifierProvider()
+    outs = notifier.create(props(receiver, record())).outs
+    outs = notifier.update("n", outs, props(receiver, record(name="iris-ab-2", started=200.0))).outs
+    assert [m["event"] for m in receiver.received] == ["started", "started"]
+    assert outs["sent"] == ["iris-ab-2/200000/0/started/200000"]
+
+
+def test_a_failed_delivery_is_recorded_not_retried_and_never_raised(receiver: WebhookReceiver) -> None:
+    receiver.status = 503
+    notifier = NotifierProvider()
+    outs = notifier.create(props(receiver, record())).outs
+    assert [(d["event"], d["ok"], d.get("error")) for d in outs["deliveries"]] == [("started", False, "HTTP 503")]
+    assert outs["sent"] == []
+    receiver.status = 200
+    outs = notifier.update("n", outs, props(receiver, record(history=[held(110.0)]))).outs
+    assert [m["event"] for m in receiver.received] == ["started", "held"]
+
+
+def test_unknown_inputs_in_a_preview_are_a_change_and_send_nothing(receiver: WebhookReceiver) -> None:
+    from pulumi.runtime import rpc
+
+    notifier = NotifierProvider()
+    outs = notifier.create(props(receiver, record())).outs
+    assert notifier.diff("n", outs, {**props(receiver, record()), "record": rpc.UNKNOWN}).changes is True
+    assert len(receiver.received) == 1
+
+
+def test_a_stored_state_of_any_shape_never_raises(receiver: WebhookReceiver) -> None:
+    notifier = NotifierProvider()
+    for olds in ({}, {"told": "garbage", "sent": "x"}, {"told": {"history": 3}, "sent": [1, None]}):
+        notifier.diff("n", olds, props(receiver, record()))
+        outs = notifier.update("n", olds, props(receiver, record(history=[held(110.0)]))).outs
+        assert outs["told"]["iteration"] == 0
