@@ -9,22 +9,31 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from rollout.core.text import shown
 
-RUNNING = "Running"
-COMPLETED = "Completed"
-FAILED = "Failed"
-PAUSED = "Paused"
-"""Weights held and iterations stopped until a person resumes, aborts or promotes (a control)."""
-STAGES = (RUNNING, PAUSED, COMPLETED, FAILED)
-FINAL_STAGES = (COMPLETED, FAILED)
+
+class Stage(StrEnum):
+    """An experiment's stage: the one list of them (a `str`, so records and messages carry the name)."""
+
+    RUNNING = "Running"
+    PAUSED = "Paused"
+    """Weights held and iterations stopped until a person resumes, aborts or promotes (a control)."""
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+RUNNING, PAUSED, COMPLETED, FAILED = Stage.RUNNING, Stage.PAUSED, Stage.COMPLETED, Stage.FAILED
+STAGES: tuple[Stage, ...] = tuple(Stage)
+FINAL_STAGES: tuple[Stage, ...] = (COMPLETED, FAILED)
 
 
 @dataclass(frozen=True)
 class ExperimentState:
-    stage: str
+    stage: Stage | str
+    """A Stage (a stage's name is turned into one)."""
     started_at: float
     last_iteration_at: float
     """When the last iteration ran (or was held): the interval counts from here."""
@@ -45,6 +54,9 @@ class ExperimentState:
     applied_control: dict[str, Any] | None = None
     """The last operator control applied (`control` config), so the same control applies once."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stage", Stage(self.stage))  # a name ("Running") is read as its Stage
+
     @property
     def finished(self) -> bool:
         """Completed or Failed: nothing changes any more."""
@@ -55,7 +67,7 @@ class ExperimentState:
 
     def to_outputs(self) -> dict[str, Any]:
         return {
-            "stage": self.stage,
+            "stage": Stage(self.stage).value,
             "startedAt": self.started_at,
             "lastIterationAt": self.last_iteration_at,
             "iteration": self.iteration,
@@ -79,7 +91,7 @@ class ExperimentState:
             raise StateError("stage", f"must be one of {', '.join(STAGES)}, got {shown(stage)}")
         weights = _mapping(outs, "weights", required=True)
         return cls(
-            stage=str(stage),
+            stage=Stage(stage),
             started_at=_time(outs, "startedAt"),
             last_iteration_at=_time(outs, "lastIterationAt"),
             weights={str(k): _count(v, f"weights.{k}", 100) for k, v in weights.items()},
