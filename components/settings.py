@@ -27,6 +27,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
+from components.metrics.latency import with_quantile_tests
 from components.metrics.seldon import metric_library
 from rollout.core.control import Action
 from rollout.core.schema import (
@@ -313,7 +314,8 @@ class StackConfig(Model):
                 "verifyTls": self.prometheus_verify_tls, "caBundle": self.prometheus_ca_bundle}
 
     def metrics(self) -> tuple[Metric, ...]:
-        return library(self.extra_metrics)
+        """The experiment's metrics: the library's, the user's own, and the slow counts of quantile tests."""
+        return self.experiment_spec().metrics
 
     def experiment_spec(self) -> ExperimentSpec:
         """The engine's spec: this experiment, with the versions and the metric library filled in."""
@@ -329,8 +331,8 @@ def library(extra: tuple[Metric, ...]) -> tuple[Metric, ...]:
 def spec_of(experiment: ExperimentConfig, fields: Mapping[str, Any]) -> ExperimentSpec:
     versions = (fields["baseline"], *fields["candidates"])
     variables = {"sid": fields["deployment_name"], "predictor": fields["predictor"]}
-    return ExperimentSpec.model_validate({
+    return ExperimentSpec.model_validate(with_quantile_tests({  # a library quantile's test, under sequential
         **experiment.model_dump(by_alias=True, exclude_none=True),
         "versions": [{"name": v.name, "variables": {"ns": v.namespace, **variables}} for v in versions],
         "metrics": [m.model_dump(by_alias=True, exclude_none=True) for m in library(fields["extra_metrics"])],
-    })
+    }))

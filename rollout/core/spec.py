@@ -8,6 +8,7 @@ failed; `rollout.core.validation` turns pydantic's errors into `key.path: messag
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -204,7 +205,13 @@ class QuantileTest(Model):
     quantile: Annotated[Number, AfterValidator(in_range(0, 1, open_ends=True))]
     """The quantile that metric reports, e.g. 0.95."""
     slow_count: MetricRef
-    """Metric counting requests slower than the histogram bucket at or above the limit."""
+    """Metric counting requests slower than `slowerThan`."""
+    slower_than: Annotated[Number, AfterValidator(in_range(0, None, open_ends=True))]
+    """The bucket bound (in the objective's units) above which `slowCount` counts: the objective's upperLimit,
+    so the test is at the limit both ways (a breach and a proof)."""
+    bounds: tuple[Annotated[Number, AfterValidator(in_range(0, None, open_ends=True))], ...] = ()
+    """The histogram's bucket bounds in the objective's units, when known: a limit that is none of them is
+    refused naming the nearest (components/metrics/latency.py fills Seldon's executor buckets)."""
 
 
 class SequentialSettings(Model):
@@ -327,6 +334,8 @@ class ExperimentSpec(ExperimentSettings):
         limited = {o.metric for o in self.objectives if o.upper_limit is not None}
         problems += [((*where, i, "objective"), f"{t.objective!r} is no objective with an upperLimit")
                      for i, t in enumerate(tests) if t.objective not in limited]
+        if self.algorithm is Algorithm.SEQUENTIAL:
+            problems += quantile_problems(self)
         raise_problems(type(self).__name__, problems, None)
         return self
 
@@ -363,6 +372,53 @@ class ExperimentSpec(ExperimentSettings):
     def to_wire(self) -> dict[str, Any]:
         """The plain dict the provider receives (camelCase keys, unset optionals left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+QUANTILE_FUNCTION = re.compile(r"\bhistogram_quantile\s*\(")
+"""A metric whose query calls this is a quantile estimated from histogram buckets."""
+
+
+def is_quantile(metric: Metric) -> bool:
+    return bool(QUANTILE_FUNCTION.search(metric.query))
+
+
+def _same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9)
+
+
+def quantile_problems(spec: ExperimentSpec) -> list[tuple[Loc, str]]:
+    """Under `sequential`, a quantile objective is tested at its limit, from the count of requests slower than it:
+    a quantile objective needs a quantile test, its limit must be a bucket bound (the nearest are named), and the
+    test's slow count must count above the limit itself. A bound above the limit would show a p95 of 4200 ms
+    "within" 3000 ms (few requests are slower than 5 s); a bound below would find breaches that are none."""
+    tests = {t.objective: (i, t) for i, t in reversed(list(enumerate(spec.sequential.quantile_tests)))}
+    known = {m.name: m for m in spec.metrics}
+    problems: list[tuple[Loc, str]] = []
+    for j, objective in enumerate(spec.objectives):
+        limit, metric = objective.upper_limit, known.get(objective.metric)
+        if limit is None or metric is None:
+            continue
+        if objective.metric not in tests:
+            if is_quantile(metric):
+                problems.append((("objectives", j, "metric"), (
+                    f"{objective.metric!r} is a quantile (its query uses histogram_quantile): under sequential it is "
+                    "tested from bucket counts at its limit, so it needs an entry in sequential.quantileTests "
+                    "(the program adds one for the metric library's quantiles)")))
+            continue
+        i, test = tests[objective.metric]
+        if test.bounds and not any(_same(limit, b) for b in test.bounds):
+            below = max((b for b in test.bounds if b < limit), default=None)
+            above = min((b for b in test.bounds if b > limit), default=None)
+            nearest = (f"the nearest bounds are {below:g} and {above:g}" if below is not None and above is not None
+                       else f"the largest bound is {below:g}" if below is not None else f"the smallest is {above:g}")
+            problems.append((("objectives", j, "upperLimit"), (
+                f"{limit:g} is not a bucket bound of the histogram {objective.metric!r} is estimated from "
+                f"({nearest}): under sequential a quantile is tested at its limit, so the limit must be a bound")))
+        elif not _same(test.slower_than, limit):
+            problems.append((("sequential", "quantileTests", i, "slowerThan"), (
+                f"is {test.slower_than:g}, not the upperLimit of {objective.metric!r} ({limit:g}): the slow count "
+                "must count the requests slower than the limit itself")))
+    return problems
 
 
 def cross_references(data: Any) -> list[tuple[Loc, str]]:

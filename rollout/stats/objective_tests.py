@@ -3,10 +3,12 @@
 Three tests, picked by what the metric is (first that applies):
 - **Quantile from histogram buckets** (`sequential.quantileTests`): "p-th quantile <= limit" means at
   most a share 1 - p of requests is slower than the limit. The slow-count metric counts requests
-  slower than the bucket bound b at or above the limit; for b >= limit that share is no more than the
-  share slower than the limit, so a binomial test of it against 1 - p stays valid. The rule for a
-  limit between two buckets is therefore: round it *up* to the next bucket bound. A version whose
-  quantile lies between the limit and that bound is not rolled back (the buckets cannot tell).
+  slower than a bucket bound b (`slowerThan`), which the spec's checks hold to the limit itself, so
+  one binomial test of that share against 1 - p finds a breach and shows "within", both at the limit.
+  Should b differ all the same, each side is used only where it stays valid: the share above b >= limit
+  is no more than the share above the limit (a breach of it is a breach), the share above b <= limit no
+  less (within for it is within); a proof from a bound above the limit would show a p95 of 4200 ms
+  "within" 3000 ms.
 - **Proportion** (a metric with `sampleSize`, value and limits in [0, 1], like `error-rate`): the
   same binomial mixture on the cumulative counts, against the limit.
 - **Mean of a nonnegative quantity** (a metric with `sampleSize` and an upper limit, like
@@ -88,7 +90,10 @@ def _log_e(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, versi
             if slow is None:
                 return None, "", None, False
             share, p0 = min(max(slow, 0.0), n) / n, 1 - test.quantile  # increase() extrapolates
-            return proportion_log_e(share, n, p0, None), "slow share", _within_log_e(share, n, p0, None), share > p0
+            above, below = test.slower_than >= objective.upper_limit, test.slower_than <= objective.upper_limit
+            breach = proportion_log_e(share, n, p0, None) if above else 0.0
+            proof = _within_log_e(share, n, p0, None) if below else -math.inf
+            return breach, "slow share", proof, share > p0 and above
     upper, lower = objective.upper_limit, objective.lower_limit
     if 0 <= value <= 1 and all(0 <= x <= 1 for x in (upper, lower) if x is not None):
         beyond = not within(objective, value)

@@ -7,19 +7,29 @@ in the window. The exporter writes `le` Go-style ("5", "0.1").
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
 
-from components.metrics.latency import bucket_at_or_above, quantile_test, slow_request_metric
+from components.metrics.latency import (
+    DEFAULT_BUCKETS,
+    bucket_at_or_above,
+    quantile_test,
+    slow_request_metric,
+    with_quantile_tests,
+)
 from components.metrics.seldon import SEED_METRICS
+from components.stack_config import ConfigError, load_stack_config
 from rollout.core.outcomes import Observed
 from rollout.core.validation import SpecError, parse_experiment
 from rollout.metrics.collect import collect_snapshot
 from testbed.prometheus import SessionPrometheus
 from testbed.promserver import BASELINE, CANDIDATE, QUERY_TIME
+from tests.localenv.seldon_families import BUCKETS as SELDON_BUCKETS
 from tests.rollout.factories import seed_experiment
 
 
@@ -89,11 +99,83 @@ def test_quantile_tests_are_checked_against_the_objectives_and_metrics() -> None
     unknown = {**good, "metrics": list(SEED_METRICS)}
     with pytest.raises(SpecError, match=r"sequential\.quantileTests\[0\]\.slowCount: unknown metric"):
         parse_experiment(unknown)
-    no_limit = {**good, "sequential": {"quantileTests": [{"objective": "request-count", "quantile": 0.95,
-                                                           "slowCount": "requests-slower-than-5000ms"}]}}
+    no_limit = {**good, "sequential": {"quantileTests": [{**quantile_test("95th-percentile-tail-latency", 0.95, 5000),
+                                                           "objective": "request-count"}]}}
     with pytest.raises(SpecError, match=r"sequential\.quantileTests\[0\]\.objective"):
         parse_experiment(no_limit)
     bad_q = {**good, "sequential": {"quantileTests": [{**quantile_test("95th-percentile-tail-latency", 0.95, 5000),
                                                         "quantile": 1.5}]}}
     with pytest.raises(SpecError, match=r"sequential\.quantileTests\[0\]\.quantile"):
         parse_experiment(bad_q)
+
+
+def test_the_library_reads_the_bounds_the_executor_exports() -> None:
+    """Seldon's `DefBuckets` (executor/api/metric/constants.go), as the conformance table transcribes them."""
+    assert tuple(float(b) for b in SELDON_BUCKETS if b != "+Inf") == DEFAULT_BUCKETS
+    test = quantile_test("95th-percentile-tail-latency", 0.95, 75)
+    assert test["bounds"] == [5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000]
+    assert test["slowerThan"] == 75 and test["slowCount"] == "requests-slower-than-75ms"
+
+
+def p95_experiment(limit_ms: float, **sequential: Any) -> dict[str, Any]:
+    return {**seed_experiment(), "algorithm": "sequential",
+            "objectives": [{"metric": "95th-percentile-tail-latency", "upperLimit": limit_ms}], **sequential}
+
+
+def test_a_p95_limit_between_bucket_bounds_is_refused_naming_the_nearest_bounds() -> None:
+    # The issue's case: limit 3000 ms, a slow count above 5 s. Before, this spec was taken, and a p95 of
+    # 4200 ms was shown "within" 3000 ms (fewer than 5% of the requests are slower than 5 s).
+    between = p95_experiment(3000, metrics=[*SEED_METRICS, slow_request_metric(3000)],
+                             sequential={"quantileTests": [quantile_test("95th-percentile-tail-latency", 0.95, 3000)]})
+    with pytest.raises(SpecError, match=r"objectives\[0\]\.upperLimit: 3000 is not a bucket bound .*the nearest "
+                                        r"bounds are 2500 and 5000"):
+        parse_experiment(between)
+    with pytest.raises(SpecError, match=r"objectives\[0\]\.upperLimit: 200 is not .*nearest bounds are 100 and 250"):
+        parse_experiment(with_quantile_tests(p95_experiment(200)))
+    with pytest.raises(SpecError, match=r"upperLimit: 20000 is not a bucket bound .*the largest bound is 10000"):
+        parse_experiment(with_quantile_tests(p95_experiment(20000)))
+    on_a_bound = parse_experiment(with_quantile_tests(p95_experiment(2500)))
+    assert on_a_bound.sequential.quantile_tests[0].slower_than == 2500
+    assert on_a_bound.metric("requests-slower-than-2500ms")
+    # iter8-v2 does not test quantiles: any limit is read as it is.
+    assert parse_experiment({**p95_experiment(3000), "algorithm": "iter8-v2"}).objectives[0].upper_limit == 3000
+
+
+def test_a_slow_count_above_another_bound_than_the_limit_is_refused() -> None:
+    """Without `bounds` the limit cannot be checked against the histogram, but the slow count must count above it."""
+    test = {**quantile_test("95th-percentile-tail-latency", 0.95, 5000), "bounds": []}
+    data = p95_experiment(2500, metrics=[*SEED_METRICS, slow_request_metric(5000)], sequential={"quantileTests": [test]})
+    with pytest.raises(SpecError, match=r"sequential\.quantileTests\[0\]\.slowerThan: is 5000, not the upperLimit "
+                                        r"of '95th-percentile-tail-latency' \(2500\)"):
+        parse_experiment(data)
+
+
+def test_a_quantile_objective_without_a_quantile_test_is_refused_under_sequential() -> None:
+    # Before, it fell to the batch-means test (a p95 is no mean): a healthy candidate was held back.
+    with pytest.raises(SpecError, match=r"objectives\[0\]\.metric: '95th-percentile-tail-latency' is a quantile "
+                                        r"\(its query uses histogram_quantile\).*sequential\.quantileTests"):
+        parse_experiment(p95_experiment(5000))
+    # The program gives the library's quantile its test, at the limit, with its slow count.
+    spec = parse_experiment(with_quantile_tests(p95_experiment(5000)))
+    assert [(t.objective, t.slow_count, t.slower_than) for t in spec.sequential.quantile_tests] == [
+        ("95th-percentile-tail-latency", "requests-slower-than-5000ms", 5000)]
+    # A metric of the user's under the library's name is not the library's: its test is the user's to declare.
+    own = {"name": "95th-percentile-tail-latency", "query": "histogram_quantile(0.95, sum(rate(x_bucket[1m])) by (le))"}
+    mine = p95_experiment(5000, metrics=[*(m for m in SEED_METRICS if m["name"] != own["name"]), own])
+    with pytest.raises(SpecError, match=r"objectives\[0\]\.metric: .* is a quantile"):
+        parse_experiment(with_quantile_tests(mine))
+
+
+def test_a_stack_on_sequential_gets_the_p95_test_and_a_limit_between_bounds_is_named() -> None:
+    settings = load_stack_config({"experiment": json.dumps({"algorithm": "sequential"})})
+    assert [t.slow_count for t in settings.experiment_spec().sequential.quantile_tests] == [
+        "requests-slower-than-5000ms"]
+    assert "requests-slower-than-5000ms" in {m.name for m in settings.metrics()}  # stored with the metric objects
+    assert "requests-slower-than-5000ms" not in {m.name for m in load_stack_config({}).metrics()}
+    objectives = [{"metric": "95th-percentile-tail-latency", "upperLimit": 3000}]
+    with pytest.raises(ConfigError) as err:
+        load_stack_config({"experiment": json.dumps({"algorithm": "sequential", "objectives": objectives})})
+    assert err.value.problems == [
+        "seldon-rollout:experiment.objectives[0].upperLimit: 3000 is not a bucket bound of the histogram "
+        "'95th-percentile-tail-latency' is estimated from (the nearest bounds are 2500 and 5000): under sequential "
+        "a quantile is tested at its limit, so the limit must be a bound"]

@@ -173,3 +173,27 @@ def test_before_a_winner_a_version_whose_estimate_is_beyond_a_limit_gains_no_tra
     slow = sequential_decision(spec, snap(iris_v1=base, iris_v2=version(30, 160, 10, 4900)), state)
     assert slow.evidence["objectiveEValue"][V2]["95th-percentile-tail-latency"] <= 1
     assert slow.weights[V2] == 20
+
+
+def _with_p95_limit(spec: ExperimentSpec, limit: float) -> ExperimentSpec:
+    """`spec` with the p95's limit moved and its quantile test left as it was: a spec the checks refuse
+    (tests/components/test_latency.py), built past them to show the test stays valid by itself."""
+    objectives = tuple(o.model_copy(update={"upper_limit": limit}) if o.metric == "95th-percentile-tail-latency"
+                       else o for o in spec.objectives)
+    return spec.model_copy(update={"objectives": objectives})
+
+
+def test_a_slow_count_above_the_limit_never_shows_the_quantile_within_it() -> None:
+    # The issue's case: limit 3000 ms, the slow count above 5 s. A p95 of 4200 ms with none of 5000 requests
+    # slower than 5 s was reported "proven within"; the count above 5 s says nothing of 3000 ms.
+    data = snap(iris_v1=version(70, 5000, 0, 200), iris_v2=version(100, 5000, 0, 4200))
+    assert V2 in assess(spec_with_quantile_test(), data, {}).proven  # within 5000 ms: shown
+    assert V2 not in assess(_with_p95_limit(spec_with_quantile_test(), 3000), data, {}).proven
+
+
+def test_a_slow_count_below_the_limit_never_confirms_a_breach_of_it() -> None:
+    # 12% of the requests slower than 5 s says nothing against a limit of 7500 ms.
+    spec = _with_p95_limit(spec_with_quantile_test(), 7500)
+    data = snap(iris_v1=version(70, 400, 0, 200), iris_v2=version(100, 400, 48, 6500))
+    assert sequential_decision(spec_with_quantile_test(), data, start(spec, 0.0)).assessments[1].rollback
+    assert not sequential_decision(spec, data, start(spec, 0.0)).assessments[1].rollback

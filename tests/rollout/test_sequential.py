@@ -25,11 +25,10 @@ THIRD = {"name": V3, "variables": {"ns": "ns-third", "sid": "iris", "predictor":
 
 
 def spec_of(*, versions: int = 2, objectives: bool = True, **overrides: Any) -> ExperimentSpec:
-    data = seed_experiment(**{"algorithm": "sequential", "iterationsPerLoop": 100, **overrides})
+    data = seed_experiment(**{"algorithm": "sequential", "iterationsPerLoop": 100,
+                              **({} if objectives else {"objectives": []}), **overrides})
     if versions == 3:
         data["versions"] = [*data["versions"], THIRD]
-    if not objectives:
-        data["objectives"] = []
     return parse_experiment(data)
 
 
