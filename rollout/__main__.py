@@ -11,9 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+from rollout.core.record import ExperimentRecord
 from rollout.ops.runner import add_arguments, run_command
 from rollout.report.describe import describe, unmet
-from rollout.report.record import ExperimentRecord, RecordError, experiment_record
+from rollout.report.record import RecordError, experiment_record
 
 
 def add_dry_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -28,6 +28,8 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 from pydantic import ValidationError
 
+from rollout.core.record import ExperimentRecord
+from rollout.core.state import StateError
 from rollout.notify import Webhook, deliver, events, same_experiment
 from rollout.provider import has_unknowns, plain
 
@@ -61,15 +63,26 @@ def _outputs(record: Mapping[str, Any], applied: Any, deliveries: list[dict[str,
             "deliveries": deliveries, "sent": sent[-KEYS_KEPT:]}
 
 
-def _announce(told: Mapping[str, Any] | None, props: Mapping[str, Any],
-              sent: list[str]) -> dict[str, Any]:
-    record = props.get("record") if isinstance(props.get("record"), Mapping) else {}
-    assert isinstance(record, Mapping)
-    applied = props.get("applied") if isinstance(props.get("applied"), Mapping) else None
-    found = events(told, record)
+def readable(raw: Any) -> ExperimentRecord | None:
+    """The record in `raw` (an input or the record last told), None when it cannot be read."""
+    try:
+        return ExperimentRecord.from_outputs(raw) if isinstance(raw, Mapping) else None
+    except StateError:
+        return None
+
+
+def _announce(told: Any, props: Mapping[str, Any], sent: list[str]) -> dict[str, Any]:
+    raw, applied = props.get("record"), props.get("applied")
+    applied = applied if isinstance(applied, Mapping) else None
+    record = readable(raw)
+    if record is None:  # (the Experiment always writes a readable record; never raise for one that is not)
+        return {"told": told if isinstance(told, Mapping) else None, "applied": applied, "deliveries": [],
+                "sent": sent[-KEYS_KEPT:]}
+    found = events(readable(told), record)
     deliveries = deliver(found, webhooks(props.get("webhooks")), applied=applied) if found else []
     keys = [d["key"] for d in deliveries if d.get("ok")]
-    return _outputs(record, applied, deliveries, [*sent, *dict.fromkeys(keys)])
+    assert isinstance(raw, Mapping)
+    return _outputs(raw, applied, deliveries, [*sent, *dict.fromkeys(keys)])
 
 
 class NotifierProvider(ResourceProvider):
@@ -87,20 +100,17 @@ class NotifierProvider(ResourceProvider):
         return DiffResult(changes=changed)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        record = props.get("record") if isinstance(props.get("record"), Mapping) else {}
-        assert isinstance(record, Mapping)
-        if int(record.get("iteration") or 0) == 0:
+        record = readable(props.get("record"))
+        if record is None or record.state.iteration == 0:
             return CreateResult(id_="notifier", outs=_announce(None, props, []))
         # An experiment already under way when the stack set `notifications`: told from now on.
-        return CreateResult(id_="notifier", outs=_outputs(record, props.get("applied"), [], []))
+        return CreateResult(id_="notifier", outs=_outputs(record.to_outputs(), props.get("applied"), [], []))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        told = olds.get("told") if isinstance(olds.get("told"), Mapping) else None
-        sent = [str(k) for k in olds.get("sent") or [] if isinstance(k, str)] \
-            if isinstance(olds.get("sent"), list) else []
-        record = news.get("record") if isinstance(news.get("record"), Mapping) else {}
-        assert isinstance(record, Mapping)
-        if told is not None and not same_experiment(told, record):
+        told = olds.get("told")
+        sent = [k for k in olds.get("sent") or [] if isinstance(k, str)] if isinstance(olds.get("sent"), list) else []
+        record = readable(news.get("record"))
+        if record is not None and not same_experiment(readable(told), record):
             sent = []
         return UpdateResult(outs=_announce(told, news, sent))
 

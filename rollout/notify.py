@@ -23,6 +23,7 @@ from pydantic import dataclasses as pydantic_dataclasses
 from pydantic_core import PydanticCustomError
 from urllib3.util import parse_url
 
+from rollout.core.record import ExperimentRecord
 from rollout.core.state import COMPLETED, FAILED, FINAL_STAGES, RUNNING
 from rollout.core.text import weight_split
 
@@ -41,51 +42,39 @@ class Event:
     kind: str
     """started, held, frozen, control, completed, failed, rolled-back, promoted."""
     reason: str
-    record: Mapping[str, Any]
+    record: ExperimentRecord
     at: float = 0.0
     """When it was decided: the time of the history entry it comes from (or the experiment's start)."""
 
     @property
     def key(self) -> str:
         """The idempotency key: experiment, its start, iteration, kind, decision time (ms). One decision, one key."""
-        record = self.record
-        return (f"{experiment_name(record)}/{_ms(record.get('startedAt'))}/{int(record.get('iteration') or 0)}/"
-                f"{self.kind}/{_ms(self.at)}")
+        state = self.record.state
+        return f"{self.record.name}/{_ms(state.started_at)}/{state.iteration}/{self.kind}/{_ms(self.at)}"
 
     def payload(self, fmt: str, applied: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The message; `applied` is what the cluster was given for this decision (the route's weights)."""
-        record = self.record
-        name = experiment_name(record)
-        weights = dict(record.get("weights") or {})
+        name, state = self.record.name, self.record.state
+        weights = dict(state.weights)
         written = dict((applied or {}).get("weights") or {})
         if fmt == "slack":
             done = f"; applied: {weight_split(written)}" if written else ""
-            return {"text": f"[{name}] {self.kind}: {self.reason} (stage {record.get('stage')}, "
-                            f"iteration {int(record.get('iteration') or 0)}, {weight_split(weights)}{done})"}
+            return {"text": f"[{name}] {self.kind}: {self.reason} (stage {state.stage}, "
+                            f"iteration {state.iteration}, {weight_split(weights)}{done})"}
+        decided = {"stage": str(state.stage), "weights": weights, "winner": state.winner, "promoted": state.promoted}
         return {"source": "seldon-rollout", "key": self.key, "event": self.kind, "experiment": name,
-                "reason": self.reason, "stage": record.get("stage"), "iteration": int(record.get("iteration") or 0),
-                "weights": weights, "winner": record.get("winner"), "promoted": record.get("promoted"),
-                "time": self.at,
-                "decided": {"stage": record.get("stage"), "weights": weights, "winner": record.get("winner"),
-                            "promoted": record.get("promoted")},
-                "applied": {"weights": written or None}}
+                "reason": self.reason, "iteration": state.iteration, **decided, "time": self.at,
+                "decided": decided, "applied": {"weights": written or None}}
 
 
-def experiment_name(record: Mapping[str, Any]) -> str:
-    spec = record.get("spec")
-    name = spec.get("name") if isinstance(spec, Mapping) else record.get("name")
-    return str(name or "experiment")
+def _ms(value: float) -> int:
+    return round(value * 1000)
 
 
-def _ms(value: Any) -> int:
-    return round(float(value) * 1000) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
-def _new_entries(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _new_entries(old: ExperimentRecord | None, new: ExperimentRecord) -> list[Mapping[str, Any]]:
     """The history entries `new` added since `old` (one `up` may add two: a control, then an iteration)."""
-    history = new.get("history")
-    entries = [h for h in history if isinstance(h, Mapping)] if isinstance(history, (list, tuple)) else []
-    before = _last(old)
+    entries: list[Mapping[str, Any]] = list(new.state.history)
+    before = old.state.history[-1] if old is not None and old.state.history else None
     if before is None:
         return entries
     for i in range(len(entries) - 1, -1, -1):
@@ -94,34 +83,28 @@ def _new_entries(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Mapping
     return entries[-1:]  # the old last entry fell out of the bounded history: at least the newest
 
 
-def _last(record: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    history = record.get("history") if isinstance(record, Mapping) else None
-    last = history[-1] if isinstance(history, (list, tuple)) and history else None
-    return last if isinstance(last, Mapping) else None
+def _first_message(record: ExperimentRecord) -> str:
+    return record.state.messages[0] if record.state.messages else ""
 
 
-def _first_message(record: Mapping[str, Any]) -> str:
-    messages = record.get("messages")
-    return str(messages[0]) if isinstance(messages, (list, tuple)) and messages else ""
-
-
-def same_experiment(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+def same_experiment(old: ExperimentRecord | None, new: ExperimentRecord) -> bool:
     """Both records are of one experiment: the same name, started at the same time."""
-    return isinstance(old, Mapping) and experiment_name(old) == experiment_name(new) \
-        and _ms(old.get("startedAt")) == _ms(new.get("startedAt"))
+    return old is not None and old.name == new.name and _ms(old.state.started_at) == _ms(new.state.started_at)
 
 
-def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]:
+def events(old: ExperimentRecord | None, new: ExperimentRecord) -> list[Event]:
     """What happened between two records, in the order a person would tell it.
 
     With no old record of the same experiment (a new one, a renamed one, or an unreadable record), the
     experiment's start is the first event, followed by what its first `up` recorded (e.g. a control left
     in the stack file, not applied)."""
     found = []
-    if old is None or not same_experiment(old, new):
-        if new.get("stage") not in FINAL_STAGES:  # (an unreadable stored record ends as Failed: told below)
-            found.append(Event("started", _first_message(new), new, _time(new.get("startedAt"))))
-        old = {"stage": RUNNING}
+    state = new.state
+    was_stage, was_promoted = (old.state.stage, old.state.promoted) if old is not None else (RUNNING, None)
+    if not same_experiment(old, new):
+        if state.stage not in FINAL_STAGES:  # (an unreadable stored record ends as Failed: told below)
+            found.append(Event("started", _first_message(new), new, state.started_at))
+        old, was_stage, was_promoted = None, RUNNING, None
     by_control = False
     for entry in _new_entries(old, new):
         at = _time(entry.get("time"))
@@ -135,19 +118,18 @@ def events(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Event]
             found.append(Event("frozen", str(entry.get("reason") or _first_message(new)), new, at))
         elif entry.get("held"):
             found.append(Event("held", str(entry.get("reason") or _first_message(new)), new, at))
-    stage, was = new.get("stage"), old.get("stage")
-    decided_at = _time((_last(new) or {}).get("time") or new.get("lastIterationAt"))
-    if stage != was and not by_control:
-        if stage == FAILED:
+    decided_at = _time(state.history[-1].get("time")) if state.history else state.last_iteration_at
+    if state.stage != was_stage and not by_control:
+        if state.stage == FAILED:
             message = _first_message(new)
             kind = "rolled-back" if message.startswith("Rolled back") else "failed"
             found.append(Event(kind, message, new, decided_at))
-        elif stage == COMPLETED:
+        elif state.stage == COMPLETED:
             found.append(Event("completed", _first_message(new), new, decided_at))
         else:
-            found.append(Event(str(stage).lower(), _first_message(new), new, decided_at))
-    if new.get("promoted") and new.get("promoted") != old.get("promoted"):
-        found.append(Event("promoted", f"{new['promoted']} promoted", new, decided_at))
+            found.append(Event(str(state.stage).lower(), _first_message(new), new, decided_at))
+    if state.promoted and state.promoted != was_promoted:
+        found.append(Event("promoted", f"{state.promoted} promoted", new, decided_at))
     return found
 
 

@@ -35,6 +35,7 @@ from pulumi.runtime import rpc
 
 from rollout.core.control import Control, seen_at_start
 from rollout.core.outcomes import Snapshot
+from rollout.core.record import OUTPUT_KEYS, ExperimentRecord
 from rollout.core.schema import url_problem
 from rollout.core.spec import ExperimentSpec
 from rollout.core.state import ExperimentState, StateError
@@ -43,9 +44,7 @@ from rollout.engine import abandon, advance, is_due, start
 from rollout.metrics.collect import collect_snapshot
 from rollout.metrics.prometheus import BackendError, Credentials, PrometheusClient, PrometheusSettings, redact
 
-RECORD_KEYS = ("name", "spec", "prometheusUrl", "stage", "startedAt", "lastIterationAt", "iteration",
-               "consecutiveErrors", "weights", "winner", "promoted", "assessments", "values", "evidence",
-               "history", "messages", "appliedControl")
+RECORD_KEYS = OUTPUT_KEYS
 """The experiment record: the resource outputs people read (`describe` takes this)."""
 
 RESTART_FIELDS = ("name", "versions")
@@ -148,13 +147,8 @@ def credentials_of(raw: Any) -> Credentials | None:
 
 def record_outputs(spec_inputs: Mapping[str, Any], prometheus: Mapping[str, Any], spec: ExperimentSpec,
                    state: ExperimentState) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "spec": plain(spec_inputs),
-        "prometheusUrl": redact(str(prometheus.get("url", ""))),
-        "inputsHash": inputs_hash(spec_inputs, prometheus),
-        **state.to_outputs(),
-    }
+    return ExperimentRecord(spec, state, plain(spec_inputs), redact(str(prometheus.get("url", ""))),
+                            inputs_hash(spec_inputs, prometheus)).to_outputs()
 
 
 def has_unknowns(value: Any) -> bool:
@@ -221,7 +215,7 @@ class ExperimentProvider(ResourceProvider):
         try:
             state = stored_state(spec, olds)
         except StateError as err:
-            state = abandon(spec, str(err), now)
+            state = abandon(spec, f"stored experiment state: {err}", now)
         settings, auth = prometheus_settings(news["prometheus"]), credentials_of(news.get("prometheusAuth"))
 
         def snapshot_at(current: ExperimentState) -> Snapshot:

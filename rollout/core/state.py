@@ -112,7 +112,7 @@ class StateError(ValueError):
     """The stored experiment state (the resource's outputs) cannot be read back."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"stored experiment state: {field}: {problem}")
+        super().__init__(f"{field}: {problem}")
         self.field = field
 
 

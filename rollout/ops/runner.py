@@ -38,6 +38,8 @@ from types import FrameType
 from typing import Any, TextIO
 
 from rollout.core import state as stages
+from rollout.core.record import ExperimentRecord
+from rollout.core.state import StateError
 from rollout.report.describe import progress_line
 
 OK, FAILED, ERROR, STILL_RUNNING, PAUSED, INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -49,11 +51,11 @@ MIN_POLL_SECONDS = 1.0
 """While Paused, never two `up`s closer than this, whatever `intervalSeconds` says."""
 
 
-def pause_notice(record: Mapping[str, Any], stack: str) -> str:
+def pause_notice(record: ExperimentRecord, stack: str) -> str:
     """Why the experiment is Paused and what a person can do about it, in one line."""
-    messages = [str(m) for m in record.get("messages") or [] if m]
+    messages = [m for m in record.state.messages if m]
     why = messages[0] if messages else "paused"
-    interval = float((record.get("spec") or {}).get("intervalSeconds") or 0.0)
+    interval = float(record.spec.interval_seconds)
     control = f"scripts/pulumi config set --path control.action <resume|abort|promote> -s {stack}"
     return (f"paused: {why}. A person decides: `{control}` (promote also takes control.version); "
             f"waiting, one `pulumi up` every {max(interval, MIN_POLL_SECONDS):g}s")
@@ -63,6 +65,16 @@ class RunError(Exception):
     """A problem the runner reports in one line and exits 2 for."""
 
 
+def read_record(value: Any) -> ExperimentRecord | None:
+    """The stack's `experiment` output, typed; None when there is none; RunError when it is unreadable."""
+    if not isinstance(value, Mapping):
+        return None
+    try:
+        return ExperimentRecord.from_outputs(value)
+    except StateError as err:
+        raise RunError(f"the stack's `experiment` output cannot be read: {err}") from None
+
+
 @dataclass(frozen=True)
 class Schedule:
     """When to start the next `up`, from the record of the last one."""
@@ -70,20 +82,19 @@ class Schedule:
     lead: float = 0.0
     """Seconds from an `up`'s start to its iteration, measured on the last `up` that iterated."""
 
-    def after(self, record: Mapping[str, Any], started: float) -> Schedule:
-        last = float(record.get("lastIterationAt") or 0.0)
+    def after(self, record: ExperimentRecord, started: float) -> Schedule:
+        last = record.state.last_iteration_at
         return Schedule(last - started) if last >= started else self
 
-    def wait(self, record: Mapping[str, Any], now: float) -> float:
-        interval = float((record.get("spec") or {}).get("intervalSeconds") or 0.0)
-        last = float(record.get("lastIterationAt") or 0.0)
-        return max(0.0, last + interval - self.lead + MARGIN_SECONDS - now)
+    def wait(self, record: ExperimentRecord, now: float) -> float:
+        last = record.state.last_iteration_at
+        return max(0.0, last + record.spec.interval_seconds - self.lead + MARGIN_SECONDS - now)
 
 
-def exit_code(record: Mapping[str, Any], require_promotion: bool) -> tuple[int, str]:
+def exit_code(record: ExperimentRecord, require_promotion: bool) -> tuple[int, str]:
     """The exit code and a one-line verdict for a record whose stage is final."""
-    stage, promoted = record.get("stage"), record.get("promoted")
-    baseline = ((record.get("spec") or {}).get("versions") or [{}])[0].get("name")
+    stage, promoted = record.state.stage, record.state.promoted
+    baseline = record.spec.baseline.name
     if stage == stages.FAILED:
         return FAILED, f"experiment Failed; {promoted or 'no version'} promoted"
     if not promoted:
@@ -178,7 +189,7 @@ class Runner:
     log_dir: Path
     interrupt: Interrupt
     clock: Callable[[], float] = time.time
-    current: Callable[[], Mapping[str, Any] | None] = lambda: None
+    current: Callable[[], ExperimentRecord | None] = lambda: None
     """The stack's record before the first `up` (None when it has none yet): where iterations count from."""
     stack: str = "STACK"
     exit_on_pause: bool = False
@@ -187,8 +198,8 @@ class Runner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         schedule, shown, runs = Schedule(), None, 0
         before = self.current()
-        started_at = before.get("startedAt") if before else None
-        first = int(before.get("iteration") or 0) if before else 0
+        started_at = before.state.started_at if before else None
+        first = before.state.iteration if before else 0
         paused_since: float | None = None
         last_beat = 0.0
         while True:
@@ -198,23 +209,24 @@ class Runner:
             if record is None:
                 return INTERRUPTED
             schedule = schedule.after(record, started)
-            iteration = int(record.get("iteration") or 0)
-            if record.get("startedAt") != started_at:  # a new experiment (replaced): it counts from 0
-                started_at, first = record.get("startedAt"), 0 if before else first
-            moment = (record.get("lastIterationAt"), record.get("stage"))
+            state = record.state
+            iteration = state.iteration
+            if state.started_at != started_at:  # a new experiment (replaced): it counts from 0
+                started_at, first = state.started_at, 0 if before else first
+            moment = (state.last_iteration_at, state.stage)
             if moment != shown:  # an `up` that came a moment early changed nothing: no new line
                 self._say(progress_line(record))
                 shown = moment
-            if record.get("stage") in stages.FINAL_STAGES:
+            if state.stage in stages.FINAL_STAGES:
                 code, verdict = exit_code(record, require_promotion)
                 self._say(f"{verdict} after {runs} pulumi up run(s)")
                 return code
             if max_iterations is not None and iteration - first >= max_iterations:
                 self._say(f"stopped after {max_iterations} iteration(s); the experiment is still "
-                          f"{record.get('stage') or 'Running'}")
+                          f"{state.stage}")
                 return STILL_RUNNING
             now = self.clock()
-            if record.get("stage") == stages.PAUSED:
+            if state.stage == stages.PAUSED:
                 if paused_since is None:
                     paused_since = last_beat = now
                     self._say(pause_notice(record, self.stack))
@@ -224,8 +236,7 @@ class Runner:
                 elif now - last_beat >= HEARTBEAT_SECONDS:
                     last_beat = now
                     self._say(f"still paused after {int((now - paused_since) // 60)} min; waiting for a control")
-                interval = float((record.get("spec") or {}).get("intervalSeconds") or 0.0)
-                wait = max(interval, MIN_POLL_SECONDS)
+                wait = max(float(record.spec.interval_seconds), MIN_POLL_SECONDS)
             else:
                 paused_since = None
                 wait = schedule.wait(record, now)
@@ -233,7 +244,7 @@ class Runner:
                 self._say("interrupted between runs; nothing is in progress")
                 return INTERRUPTED
 
-    def _one_up(self, n: int) -> dict[str, Any] | None:
+    def _one_up(self, n: int) -> ExperimentRecord | None:
         log_path = self.log_dir / f"up-{n}.log"
         seen: list[str] = []
         with log_path.open("w") as log:
@@ -255,10 +266,10 @@ class Runner:
                 raise RunError(f"pulumi up #{n} failed: {err} (log: {log_path})") from None
             finally:
                 self.interrupt.in_up = False
-        record = outputs.get("experiment")
-        if not isinstance(record, dict):
+        record = read_record(outputs.get("experiment"))
+        if record is None:
             raise RunError("the stack has no `experiment` output: is this the seldon-rollout project?")
-        if self.interrupt.event.is_set() and record.get("stage") not in stages.FINAL_STAGES:
+        if self.interrupt.event.is_set() and record.state.stage not in stages.FINAL_STAGES:
             self._say(f"interrupted after pulumi up #{n} finished")
             self._say(progress_line(record))
             return None
@@ -315,17 +326,17 @@ def automation_up(stack_name: str, work_dir: Path, create: bool) -> Up:
     return up
 
 
-def automation_record(stack_name: str, work_dir: Path) -> Callable[[], Mapping[str, Any] | None]:
+def automation_record(stack_name: str, work_dir: Path) -> Callable[[], ExperimentRecord | None]:
     """Reads the stack's `experiment` output as it is now (None when the stack or its output is missing)."""
     from pulumi import automation as auto
 
-    def current() -> Mapping[str, Any] | None:
+    def current() -> ExperimentRecord | None:
         try:
             stack = select_stack(stack_name, work_dir, create=False)
             record = stack.outputs().get("experiment")
         except (RunError, auto.errors.CommandError):
             return None
-        return record.value if record is not None and isinstance(record.value, dict) else None
+        return read_record(record.value) if record is not None else None
 
     return current
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rollout.report.record import ExperimentRecord
+from rollout.core.record import ExperimentRecord
 
 
 def plot_history(record: ExperimentRecord, path: Path) -> Path:
@@ -15,7 +15,8 @@ def plot_history(record: ExperimentRecord, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     spec = record.spec
-    history = [h for h in record.history if not h.get("held")]
+    state = record.state
+    history = [h for h in state.history if not h.get("held")]
     versions = record.versions
     metrics = spec.decision_metrics()
     fig, axes = plt.subplots(1 + len(metrics), 1, figsize=(8, 2.4 * (1 + len(metrics))), sharex=True,
@@ -26,7 +27,7 @@ def plot_history(record: ExperimentRecord, path: Path) -> Path:
         ax.plot(iterations, [h["weights"].get(v, 0) for h in history], marker="o", label=v)
     ax.set_ylabel("weight (%)")
     ax.set_ylim(-5, 105)
-    ax.set_title(f"{record.name or spec.name}: {record.stage}, promoted {record.promoted or '-'}")
+    ax.set_title(f"{spec.name}: {state.stage}, promoted {state.promoted or '-'}")
     ax.legend(loc="center right")
     ax.grid(alpha=0.3)
     units = {m: record.units(m) for m in metrics}

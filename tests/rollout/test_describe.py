@@ -10,6 +10,7 @@ import pytest
 
 from rollout.__main__ import main
 from rollout.core.outcomes import Failed
+from rollout.core.record import MetricValue
 from rollout.engine import iterate, start
 from rollout.provider import record_outputs
 from rollout.report.describe import describe, progress_line
@@ -104,6 +105,7 @@ def test_the_record_is_read_into_the_engines_types_and_tolerates_new_keys() -> N
     typed = experiment_record({"experiment": raw})
     assert typed.spec.objectives[0].condition() == "mean-latency <= 2000"
     assert typed.spec.total_iterations == 10 and typed.versions == ("iris-v1", "iris-v2")
-    assert typed.values["user-engagement"]["iris-v1"].value == 21.0
+    assert typed.value("user-engagement", "iris-v1") == MetricValue(21.0, "ok", "", "")
+    assert typed.state.stage == "Running" and typed.state.iteration == 3
     assert describe(typed) == describe(raw)
     assert "user-engagement (High)  21" in describe(typed)

@@ -241,3 +241,8 @@ class Lifecycle(RuleBasedStateMachine):
 Lifecycle.TestCase.settings = settings(max_examples=EXAMPLES, stateful_step_count=30, deadline=None,
                                        suppress_health_check=[HealthCheck.too_slow])
 test_the_lifecycle_keeps_its_invariants = Lifecycle.TestCase
+
+
+def teardown_module() -> None:
+    """What the sequences did, for the long run's figures (seen with `pytest -s`)."""
+    print(f"\nlifecycle: {dict(sorted(STEPS.items()))}")

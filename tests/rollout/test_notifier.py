@@ -9,15 +9,15 @@ import pytest
 
 from rollout.notifier import NotifierProvider
 from testbed.webhooks import WebhookReceiver
+from tests.rollout.factories import seed_experiment
 
-SPEC = {"name": "iris-ab", "intervalSeconds": 10, "versions": [{"name": "iris-v1"}, {"name": "iris-v2"}]}
 APPLIED = {"weights": {"iris-v1": 95, "iris-v2": 5}}
 
 
 def record(iteration: int = 0, history: list[dict[str, Any]] | None = None, stage: str = "Running",
            name: str = "iris-ab", started: float = 100.0, promoted: str | None = None,
            weights: dict[str, int] | None = None) -> dict[str, Any]:
-    return {"name": name, "spec": {**SPEC, "name": name}, "stage": stage, "startedAt": started,
+    return {"name": name, "spec": seed_experiment(name=name), "stage": stage, "startedAt": started,
             "lastIterationAt": started + 10 * iteration, "iteration": iteration,
             "weights": weights or {"iris-v1": 100 - 5 * iteration, "iris-v2": 5 * iteration}, "winner": None,
             "promoted": promoted, "history": history or [], "messages": [f"Iteration {iteration}"],

@@ -11,18 +11,19 @@ import pytest
 from pydantic import ValidationError
 from urllib3.exceptions import LocationParseError
 
+from rollout.core.record import ExperimentRecord
 from rollout.notify import Event, Webhook, deliver, events
 from testbed.webhooks import SlowDripReceiver, WebhookReceiver
-
-SPEC = {"name": "iris-ab", "intervalSeconds": 10, "versions": [{"name": "iris-v1"}, {"name": "iris-v2"}]}
+from tests.rollout.factories import seed_experiment
 
 
 def rec(stage: str = "Running", iteration: int = 1, history: list[dict[str, Any]] | None = None,
         promoted: str | None = None, messages: tuple[str, ...] = ("Iteration 1: winner iris-v2",),
-        weights: dict[str, int] | None = None) -> dict[str, Any]:
-    return {"spec": SPEC, "stage": stage, "iteration": iteration, "promoted": promoted, "winner": None,
-            "weights": weights or {"iris-v1": 90, "iris-v2": 10}, "lastIterationAt": 1000.0 + iteration,
-            "messages": list(messages), "history": history or []}
+        weights: dict[str, int] | None = None, name: str = "iris-ab", started: float = 0.0) -> ExperimentRecord:
+    return ExperimentRecord.from_outputs({
+        "spec": seed_experiment(name=name), "stage": stage, "iteration": iteration, "promoted": promoted,
+        "winner": None, "weights": weights or {"iris-v1": 90, "iris-v2": 10}, "startedAt": started,
+        "lastIterationAt": 1000.0 + iteration, "messages": list(messages), "history": history or []})
 
 
 def kinds(found: list[Event]) -> list[str]:
@@ -41,26 +42,26 @@ def test_a_new_experiment_with_a_leftover_control_is_announced_with_the_control_
 
 
 def test_a_renamed_experiment_is_a_new_one() -> None:
-    old = {**rec(history=[{"time": 1.0}]), "startedAt": 10.0}
-    renamed = {**rec(iteration=0, history=[]), "spec": {**SPEC, "name": "iris-ab-2"}, "startedAt": 20.0}
+    old = rec(history=[{"time": 1.0}], started=10.0)
+    renamed = rec(iteration=0, history=[], name="iris-ab-2", started=20.0)
     assert kinds(events(old, renamed)) == ["started"]
-    restarted = {**rec(iteration=0, history=[]), "startedAt": 20.0}  # same name, replaced: a new start
+    restarted = rec(iteration=0, history=[], started=20.0)  # same name, replaced: a new start
     assert kinds(events(old, restarted)) == ["started"]
 
 
 def test_an_unreadable_stored_record_is_told_as_failed_not_started() -> None:
     message = "Failed: stored experiment state: weights: must be a mapping; all traffic back to iris-v1. ..."
-    abandoned = {**rec(stage="Failed", iteration=0, messages=(message,),
-                       history=[{"time": 30.0, "held": True, "reason": message}]), "startedAt": 30.0}
-    assert kinds(events({**rec(), "startedAt": 10.0}, abandoned)) == ["held", "failed"]
+    abandoned = rec(stage="Failed", iteration=0, messages=(message,),
+                    history=[{"time": 30.0, "held": True, "reason": message}], started=30.0)
+    assert kinds(events(rec(started=10.0), abandoned)) == ["held", "failed"]
 
 
 def test_one_decision_has_one_key_and_the_key_tells_decisions_apart() -> None:
-    old = {**rec(history=[{"time": 1.0}]), "startedAt": 0.5}
+    old = rec(history=[{"time": 1.0}], started=0.5)
     pause = {"time": 2.0, "reason": "Paused by control", "control": {"action": "pause", "summary": "pause"}}
     resume = {"time": 3.0, "reason": "Resumed by control", "control": {"action": "resume", "summary": "resume"}}
-    paused = {**rec(stage="Paused", history=[{"time": 1.0}, pause]), "startedAt": 0.5}
-    resumed = {**rec(history=[{"time": 1.0}, pause, resume]), "startedAt": 0.5}
+    paused = rec(stage="Paused", history=[{"time": 1.0}, pause], started=0.5)
+    resumed = rec(history=[{"time": 1.0}, pause, resume], started=0.5)
     first, again = events(old, paused), events(old, paused)
     assert [e.key for e in first] == [e.key for e in again] == ["iris-ab/500/1/control/2000"]
     assert [e.key for e in events(paused, resumed)] == ["iris-ab/500/1/control/3000"]  # same iteration, kind

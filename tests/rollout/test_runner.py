@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from rollout.core.record import ExperimentRecord
 from rollout.ops.runner import (
     ERROR,
     FAILED,
@@ -31,9 +32,14 @@ SPEC = {"name": "run", "intervalSeconds": 10, "iterationsPerLoop": 3, "maxLoops"
 
 def record(iteration: int, at: float, stage: str = "Running", promoted: str | None = None,
            weights: Mapping[str, int] | None = None, messages: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"spec": SPEC, "iteration": iteration, "lastIterationAt": at, "stage": stage, "promoted": promoted,
+    return {"spec": SPEC, "iteration": iteration, "startedAt": 900.0, "lastIterationAt": at, "stage": stage,
+            "promoted": promoted,
             "weights": dict(weights or {"iris-v1": 100 - 10 * iteration, "iris-v2": 10 * iteration}),
             "messages": list(messages), "values": {}}
+
+
+def typed(raw: dict[str, Any]) -> ExperimentRecord:
+    return ExperimentRecord.from_outputs(raw)
 
 
 class FakeClock:
@@ -93,7 +99,7 @@ def make_runner(tmp_path: Path, records: list[dict[str, Any] | Exception], inter
     interrupt = NoWaitInterrupt(clock, interrupt_on_wait)
     out = io.StringIO()
     runner = Runner(up=ups, out=out, log_dir=tmp_path / "logs", interrupt=interrupt, clock=clock,
-                    current=lambda: current, stack="dev", exit_on_pause=exit_on_pause)
+                    current=lambda: typed(current) if current else None, stack="dev", exit_on_pause=exit_on_pause)
     return runner, out, ups, interrupt
 
 
@@ -114,13 +120,13 @@ def test_runs_to_completion_with_one_line_per_iteration_and_exit_0(tmp_path: Pat
 
 def test_next_up_starts_lead_seconds_before_the_interval_ends() -> None:
     # The `up` started at 1000 and its iteration ran at 1003: the lead is 3 s.
-    schedule = Schedule().after(record(1, 1003.0), started=1000.0)
+    schedule = Schedule().after(typed(record(1, 1003.0)), started=1000.0)
     assert schedule.lead == 3.0
     # Next iteration due at 1013; start at 1013 - 3 + 1 (margin) = 1011, i.e. 6 s after 1005.
-    assert schedule.wait(record(1, 1003.0), now=1005.0) == 6.0
+    assert schedule.wait(typed(record(1, 1003.0)), now=1005.0) == 6.0
     # An `up` that did not iterate (lastIterationAt before its start) keeps the lead measured before.
-    assert schedule.after(record(1, 1003.0), started=1004.0).lead == 3.0
-    assert schedule.wait(record(1, 1003.0), now=1020.0) == 0.0
+    assert schedule.after(typed(record(1, 1003.0)), started=1004.0).lead == 3.0
+    assert schedule.wait(typed(record(1, 1003.0)), now=1020.0) == 0.0
 
 
 def test_an_early_up_that_changed_nothing_prints_no_line(tmp_path: Path) -> None:
@@ -150,7 +156,7 @@ def test_a_held_iteration_is_shown_even_though_the_count_did_not_move(tmp_path: 
     (record(3, 1.0, "Failed", "iris-v1"), False, FAILED, "Failed"),
 ])
 def test_exit_codes(final: dict[str, Any], require: bool, code: int, verdict: str) -> None:
-    got, text = exit_code(final, require)
+    got, text = exit_code(typed(final), require)
     assert got == code
     assert verdict in text
 
@@ -307,3 +313,10 @@ def test_a_failed_up_is_told_by_its_diagnostics_without_noise() -> None:
     assert diagnostics(PREFLIGHT) == [
         "update failed", "prometheusUrl http://127.0.0.1:9090: cannot reach it: Connection refused"]
     assert diagnostics(["Updating (dev):", "error: something"]) == []
+
+
+def test_an_unreadable_experiment_output_is_one_clear_error(tmp_path: Path) -> None:
+    broken = {k: v for k, v in record(1, 1001.0).items() if k != "startedAt"}
+    runner, _, _, _ = make_runner(tmp_path, [broken])
+    with pytest.raises(RunError, match=r"the stack's `experiment` output cannot be read: startedAt: must be a unix"):
+        runner.run(None, require_promotion=False)
