@@ -12,6 +12,7 @@ the webhook's URL (it is a secret). When they are sent is rollout/notifier.py's 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,9 +49,11 @@ class Event:
 
     @property
     def key(self) -> str:
-        """The idempotency key: experiment, its start, iteration, kind, decision time (ms). One decision, one key."""
+        """The idempotency key: experiment, its start, iteration, kind, decision time (ms) and a digest of the
+        reason (two decisions in one millisecond differ there). One decision, one key."""
         state = self.record.state
-        return f"{self.record.name}/{_ms(state.started_at)}/{state.iteration}/{self.kind}/{_ms(self.at)}"
+        digest = hashlib.sha256(self.reason.encode()).hexdigest()[:8]
+        return f"{self.record.name}/{_ms(state.started_at)}/{state.iteration}/{self.kind}/{_ms(self.at)}/{digest}"
 
     def payload(self, fmt: str, applied: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The message; `applied` is what the cluster was given for this decision (the route's weights)."""
