@@ -43,6 +43,7 @@ from rollout.core.validation import parse_experiment, validate
 from rollout.engine import abandon, advance, is_due, start
 from rollout.metrics.collect import collect_snapshot
 from rollout.metrics.prometheus import BackendError, Credentials, PrometheusClient, PrometheusSettings, redact
+from rollout.metrics.scrape import check_cadence
 
 RECORD_KEYS = OUTPUT_KEYS
 """The experiment record: the resource outputs people read (`describe` takes this)."""
@@ -199,12 +200,16 @@ class ExperimentProvider(ResourceProvider):
         with PrometheusClient(settings, credentials_of(props.get("prometheusAuth"))) as client:
             try:
                 version = client.preflight()
+                cadence = check_cadence(spec, client, time.time())  # intervalSeconds against the scrape interval
             except BackendError as err:
                 raise PreflightError(f"prometheusUrl {settings.shown_url}: {err}; the experiment was not "
                                      "started and no traffic was shifted") from None
+        if cadence.refusal:
+            raise PreflightError(f"{cadence.refusal}; the experiment was not started and no traffic was shifted")
         now = time.time()
         state = start(spec, now)
-        state = state.evolve(messages=(*state.messages, f"Prometheus {version} answered at {settings.shown_url}"))
+        state = state.evolve(messages=(*state.messages, f"Prometheus {version} answered at {settings.shown_url}",
+                                       cadence.note))
         state = seen_at_start(spec, state, Control.from_input(props.get("control")), now)
         outs = record_outputs(props["experiment"], props["prometheus"], spec, state)
         return CreateResult(id_=spec.name, outs=outs)

@@ -84,6 +84,8 @@ class Workload:
     """Traffic stops this many seconds before QUERY_TIME (the series stay, flat)."""
     transport: str = "rest"
     protocol: str = "seldon"
+    job: str = "kubernetes-pods"
+    """The scrape job (a target label) of its series."""
 
 
 BASELINE = Workload("ns-baseline", (
@@ -120,7 +122,7 @@ def _label_text(pairs: list[tuple[str, str]]) -> str:
 
 def _target_labels(workload: Workload) -> list[tuple[str, str]]:
     """What the exporters emit for every series, plus what the seed's relabelling adds."""
-    return [("job", "kubernetes-pods"), ("seldon_deployment_id", workload.sid),
+    return [("job", workload.job), ("seldon_deployment_id", workload.sid),
             ("kubernetes_namespace", workload.namespace), ("deployment_name", workload.sid),
             ("predictor_name", workload.predictor)]
 
@@ -235,9 +237,13 @@ def free_port() -> int:
 class PrometheusServer:
     """One Prometheus process this object started, with its data dir, port and log."""
 
-    def __init__(self, workdir: Path, workloads: Iterable[Workload] = STANDARD_DATASET) -> None:
+    def __init__(self, workdir: Path, workloads: Iterable[Workload] = STANDARD_DATASET,
+                 scrape_configs: str = "[]") -> None:
+        """`scrape_configs`: the configuration's `scrape_configs` (YAML), e.g. static targets with their own
+        `scrape_interval`, which the targets API then lists (none by default)."""
         self.workdir = workdir
         self.workloads = tuple(workloads)
+        self.scrape_configs = scrape_configs
         self.query_time = QUERY_TIME
         self.url = ""
         self._process: subprocess.Popen[bytes] | None = None
@@ -258,7 +264,8 @@ class PrometheusServer:
         if backfill.returncode != 0:
             raise PrometheusUnavailable(f"promtool backfill failed: {backfill.stderr.strip()}")
         config = self.workdir / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 100ms\n  evaluation_interval: 100ms\nscrape_configs: []\n")
+        config.write_text("global:\n  scrape_interval: 100ms\n  evaluation_interval: 100ms\n"
+                          f"scrape_configs: {self.scrape_configs}\n")
         for _ in range(3):  # another process may take the free port between probe and bind
             port = free_port()
             self._spawn(prometheus, config, data, port)
@@ -323,11 +330,11 @@ class PrometheusServer:
 
 
 @contextmanager
-def running_prometheus(workloads: Iterable[Workload] = STANDARD_DATASET,
-                       workdir: Path | None = None) -> Iterator[PrometheusServer]:
+def running_prometheus(workloads: Iterable[Workload] = STANDARD_DATASET, workdir: Path | None = None,
+                       scrape_configs: str = "[]") -> Iterator[PrometheusServer]:
     """A started server for the `with` block; stopped (and its temporary dir removed) afterwards."""
     with tempfile.TemporaryDirectory(prefix="prometheus-") as tmp:
-        server = PrometheusServer(workdir or Path(tmp), workloads)
+        server = PrometheusServer(workdir or Path(tmp), workloads, scrape_configs)
         try:
             server.start()
             yield server

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from components.settings import IMPLEMENTATIONS, StackConfig
 from components.stack_config import PROJECT, ConfigError, load_stack_config
 from rollout.metrics.prometheus import PrometheusClient
+from rollout.metrics.scrape import Cadence
 from rollout.provider import ExperimentProvider
 from tests.test_program import EXPERIMENT_TYPE, ROOT, Recorded
 
@@ -212,6 +213,7 @@ class CorpusMocks(pulumi.runtime.Mocks):
 def test_the_program_runs_or_reports_a_config_error(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any]) -> None:
     recorded = Recorded()
     monkeypatch.setattr(PrometheusClient, "preflight", lambda _self: "2.x")  # `create` asks Prometheus first
+    monkeypatch.setattr("rollout.provider.check_cadence", lambda *_: Cadence(None, "not checked"))
     pulumi.runtime.set_mocks(CorpusMocks(recorded), project=PROJECT, stack="corpus", preview=False)
     pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v for k, v in engine_strings(config).items()}, secret_keys=[])
     monkeypatch.setattr(pulumi, "export", lambda name, value: None)

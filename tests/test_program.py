@@ -15,6 +15,7 @@ from pulumi.runtime import rpc
 
 from components.metrics.seldon import LIBRARY_METRICS
 from rollout.metrics.prometheus import PrometheusClient
+from rollout.metrics.scrape import Cadence
 from rollout.notifier import Notifier
 from rollout.provider import RECORD_KEYS, ExperimentProvider
 
@@ -213,6 +214,7 @@ def test_experiment_gets_the_seed_spec_and_the_token_only_as_a_secret(monkeypatc
     assert TOKEN not in everything_else
     # What the real provider makes of these inputs (its `create`, Prometheus's answer stubbed) holds no token.
     monkeypatch.setattr(PrometheusClient, "preflight", lambda _self: "2.x")
+    monkeypatch.setattr("rollout.provider.check_cadence", lambda *_: Cadence(None, "not checked"))
     plain = {k: v for k, v in inputs.items() if k != "__provider"}
     plain["prometheusAuth"] = auth["value"]
     created = ExperimentProvider().create(plain)

@@ -238,6 +238,9 @@ class ExperimentSettings(Model):
     algorithm: Algorithm = Algorithm.ITER8_V2
     interval_seconds: AtLeastOne = 10
     """Seconds between iterations (a `pulumi up` sooner changes nothing)."""
+    allow_short_interval: StrictBool = False
+    """Start even when intervalSeconds is under twice the scrape interval of the metrics' targets (create checks
+    it with Prometheus' targets API and otherwise refuses, naming both)."""
     iterations_per_loop: AtLeastOne = 10
     max_loops: AtLeastOne = 1
     max_candidate_weight: Percent = 100

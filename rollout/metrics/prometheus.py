@@ -275,6 +275,19 @@ class PrometheusClient:
             raise BackendError(f"HTTP {status}", status=status, retries=retries)
         return Answer(body, retries)
 
+    def api(self, path: str, params: dict[str, str]) -> Any:
+        """The `data` of a successful GET of another endpoint of the HTTP API (`/api/v1/targets`); BackendError
+        otherwise, with the HTTP status (a backend without that endpoint answers 404)."""
+        response, retries = self._get(self.settings.base_url + path, params)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200 or not isinstance(body, dict) or body.get("status") != "success":
+            raise BackendError(f"HTTP {response.status_code} from {self.settings.shown_url}{path}",
+                               status=response.status_code, retries=retries)
+        return body.get("data")
+
     def preflight(self) -> str:
         """Ask for the build info once: a wrong URL, a TLS or auth problem shows before anything starts.
 

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from rollout.core.outcomes import Failed, NoData, Outcome, Snapshot
+from rollout.metrics.scrape import Cadence
 from rollout.notifier import NotifierProvider
 from rollout.notify import Event
 from rollout.provider import ExperimentProvider
@@ -104,6 +105,7 @@ class Lifecycle(RuleBasedStateMachine):
         before = self.olds
         with mock.patch("rollout.provider.time.time", lambda: self.clock), \
                 mock.patch("rollout.provider.PrometheusClient", _Client), \
+                mock.patch("rollout.provider.check_cadence", lambda *_: Cadence(None, "not checked")), \
                 mock.patch("rollout.provider.collect_snapshot", lambda *_a, **_k: answers(self.mode)):
             if before is None:
                 outs = self.provider.create(news).outs
