@@ -14,7 +14,7 @@ from rollout.core.control import Control, apply_control
 from rollout.core.decision import Decision, iter8_v2
 from rollout.core.outcomes import Failed, NoData, Observed, Snapshot
 from rollout.core.spec import Algorithm, ExperimentSpec
-from rollout.core.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState
+from rollout.core.state import COMPLETED, FAILED, PAUSED, RUNNING, ExperimentState, StateError
 from rollout.core.templating import elapsed_seconds
 from rollout.core.text import weight_split
 from rollout.core.weights import baseline_only
@@ -70,15 +70,28 @@ def advance(spec: ExperimentSpec, state: ExperimentState, control: Control | Non
     return state
 
 
+def read_metrics(spec: ExperimentSpec) -> tuple[str, ...]:
+    """The metrics a decision reads: the rewards and objectives, and under `sequential` also what its tests
+    read beside them (sample sizes, `requestCount`, slow counts), each once, in a stable order."""
+    names = list(spec.decision_metrics())
+    if spec.algorithm is Algorithm.SEQUENTIAL:
+        known = {m.name: m for m in spec.metrics}
+        extra = [known[n].sample_size for n in names if n in known] + [spec.request_count]
+        extra += [t.slow_count for t in spec.sequential.quantile_tests]
+        names += [n for n in dict.fromkeys(extra) if n and n not in names]
+    return tuple(names)
+
+
 def data_problems(spec: ExperimentSpec, snapshot: Snapshot) -> list[str]:
     """Why the snapshot cannot carry a decision (empty when it can).
 
-    A failed query for a decision metric, or a baseline with no value for one: the baseline always
-    has traffic, so its missing data means the data path is broken, not that the version is bad.
-    A candidate with no data is normal (0% traffic) and simply does not meet its objectives.
+    A failed query for a metric the decision reads, or a baseline with no value for one: the baseline
+    always has traffic, so its missing data means the data path is broken, not that the version is bad.
+    A candidate with no data is normal (0% traffic): its tests hold for the look (never read as zero)
+    and it does not meet its objectives.
     """
     problems = []
-    for metric in spec.decision_metrics():
+    for metric in read_metrics(spec):
         for version in spec.version_names:
             outcome = snapshot.get((metric, version))
             if outcome is None:
@@ -137,8 +150,12 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
     problems = data_problems(spec, snapshot)
     if problems:
         return _hold(spec, snapshot, state, now, values, problems)
-    decision = _algorithm(spec)(spec, snapshot, state)
+    try:
+        decision = _algorithm(spec)(spec, snapshot, state)
+    except StateError as err:  # stored evidence that cannot be read: nothing decided on it can be trusted
+        return _unreadable(spec, snapshot, state, now, values, err)
     assessments = _assessment_map(spec, decision)
+    restarted = {"restarted": decision.evidence["restarted"]} if decision.evidence.get("restarted") else {}
     base = dict(values=values, assessments=assessments, evidence=decision.evidence,
                 consecutive_errors=0, last_iteration_at=now)
     rolled_back = [a for a in decision.assessments[1:] if a.rollback]
@@ -146,7 +163,7 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
 
     def history(weights: dict[str, int], winner: str | None, reason: str, **extra: Any) -> tuple[dict[str, Any], ...]:
         return _record(state, spec, snapshot, now, iteration=iteration, held=False, weights=weights,
-                       winner=winner, **extra, reason=reason, values=values, **unmet(assessments))
+                       winner=winner, **extra, **restarted, reason=reason, values=values, **unmet(assessments))
 
     frozen = [a for a in decision.assessments[1:] if a.freeze and not a.rollback]
     if frozen and not rolled_back:
@@ -187,6 +204,18 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
 def _infeasible(spec: ExperimentSpec, decision: Decision) -> list[str]:
     """Why each version that is not feasible is not: its first unmet objective."""
     return [f"{a.version} not feasible: {a.unmet[0]}" for a in decision.assessments if a.unmet]
+
+
+def _unreadable(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, now: float,
+                values: dict[str, dict[str, dict[str, Any]]], err: StateError) -> ExperimentState:
+    """Failed, 100% baseline, naming the stored field that could not be read (never a traceback)."""
+    weights = baseline_only(spec)
+    message = (f"Failed: stored evidence cannot be read: {err}; all traffic back to {spec.baseline.name}. "
+               "Replace the Experiment resource (pulumi up --replace) to start a new experiment")
+    history = _record(state, spec, snapshot, now, iteration=state.iteration, held=True, weights=weights,
+                      winner=None, reason=message, values=values)
+    return state.evolve(stage=FAILED, weights=weights, winner=None, last_iteration_at=now, values=values,
+                        evidence={}, history=history, messages=(message,))
 
 
 def _hold(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, now: float,

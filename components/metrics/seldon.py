@@ -63,6 +63,7 @@ SEED_METRICS: tuple[dict[str, Any], ...] = (
         "units": "milliseconds",
         "query": f"1000 * histogram_quantile(0.95, sum(rate({SERVER}_bucket{{{PREDICTIONS}}}{WINDOW})) by (le))",
         "jqExpression": JQ_FIRST_VALUE,
+        "kind": "quantile",
         "sampleSize": "request-count",
     },
     {
@@ -72,6 +73,7 @@ SEED_METRICS: tuple[dict[str, Any], ...] = (
         "units": "",
         "query": f"{_increase(f'{SERVER}_count', ERRORS)} or on() vector(0)",
         "jqExpression": JQ_FIRST_VALUE,
+        "kind": "events",
     },
     {
         "name": "error-rate",
@@ -81,6 +83,7 @@ SEED_METRICS: tuple[dict[str, Any], ...] = (
         "query": f"({_increase(f'{SERVER}_count', ERRORS)} or on() vector(0))"
                  f" / {_increase(f'{SERVER}_count', PREDICTIONS)}",
         "jqExpression": JQ_FIRST_VALUE,
+        "kind": "share",
         "sampleSize": "request-count",
     },
     {
@@ -90,6 +93,7 @@ SEED_METRICS: tuple[dict[str, Any], ...] = (
         "units": "milliseconds",
         "query": f"1000 * {_increase(f'{SERVER}_sum', PREDICTIONS)} / {_increase(f'{SERVER}_count', PREDICTIONS)}",
         "jqExpression": JQ_FIRST_VALUE,
+        "kind": "mean",
         "sampleSize": "request-count",
     },
     {
@@ -99,6 +103,7 @@ SEED_METRICS: tuple[dict[str, Any], ...] = (
         "units": "",
         "query": f"{_increase(f'{SERVER}_count', PREDICTIONS)} or on() vector(0)",
         "jqExpression": JQ_FIRST_VALUE,
+        "kind": "events",
     },
     {
         "name": "user-engagement",
@@ -107,6 +112,7 @@ SEED_METRICS: tuple[dict[str, Any], ...] = (
         "units": "",
         "query": f"{_increase(f'{SERVER}_count', FEEDBACK)} or on() vector(0)",
         "jqExpression": JQ_FIRST_VALUE,
+        "kind": "events",
     },
 )
 """Metric definitions in the shape of the experiment's `metrics` input (Iter8's Metric spec)."""
@@ -118,8 +124,11 @@ FEEDBACK_REWARD_METRIC: dict[str, Any] = {
     "units": "",
     "query": f"{_increase(FEEDBACK_REWARD, SELECTOR)} or on() vector(0)",
     "jqExpression": JQ_FIRST_VALUE,
+    "kind": "values",
+    "sampleSize": "user-engagement",
 }
-"""Reward by value: `rewards: [{metric: feedback-reward, preferredDirection: High}]`."""
+"""Reward by value: `rewards: [{metric: feedback-reward, preferredDirection: High}]`. A sum of values (`kind:
+values`), so `sequential` tests it on per-look mean rewards per feedback call (`sampleSize`), never as a count."""
 
 LIBRARY_METRICS: tuple[dict[str, Any], ...] = (*SEED_METRICS, FEEDBACK_REWARD_METRIC)
 

@@ -91,6 +91,21 @@ class Exposure(StrEnum):
     """Reward events follow the traffic a version serves: exposure is its `requestCount`."""
 
 
+class MetricKind(StrEnum):
+    """What a metric's number is: the `sequential` algorithm picks each metric's test by it."""
+
+    EVENTS = "events"
+    """A count of events (requests, feedback calls, errors): the count test applies."""
+    VALUES = "values"
+    """A sum of values (rewards, seconds): tested on per-look means per `sampleSize`, never as events."""
+    MEAN = "mean"
+    """A mean per sample (a sum divided by `sampleSize`), like a mean latency."""
+    SHARE = "share"
+    """A share of samples in [0, 1] (errors per request)."""
+    QUANTILE = "quantile"
+    """A quantile estimated from histogram buckets."""
+
+
 class Metric(Model):
     """One metric: a PromQL template read through a jq expression (Iter8's Metric fields)."""
 
@@ -104,6 +119,9 @@ class Metric(Model):
     units: Annotated[str, BeforeValidator(lambda v: "" if v is None else v)] = ""
     sample_size: MetricRef | None = None
     """Name of the metric that counts the samples behind this one (for example `request-count`)."""
+    kind: MetricKind | None = None
+    """What the number is (events, values, mean, share, quantile); a `sequential` reward tested as a count
+    must be `events`."""
 
     @field_validator("query")
     @classmethod
@@ -338,7 +356,7 @@ class ExperimentSpec(ExperimentSettings):
         problems += [((*where, i, "objective"), f"{t.objective!r} is no objective with an upperLimit")
                      for i, t in enumerate(tests) if t.objective not in limited]
         if self.algorithm is Algorithm.SEQUENTIAL:
-            problems += quantile_problems(self)
+            problems += quantile_problems(self) + reward_kind_problems(self)
         raise_problems(type(self).__name__, problems, None)
         return self
 
@@ -421,6 +439,25 @@ def quantile_problems(spec: ExperimentSpec) -> list[tuple[Loc, str]]:
             problems.append((("sequential", "quantileTests", i, "slowerThan"), (
                 f"is {test.slower_than:g}, not the upperLimit of {objective.metric!r} ({limit:g}): the slow count "
                 "must count the requests slower than the limit itself")))
+    return problems
+
+
+def reward_kind_problems(spec: ExperimentSpec) -> list[tuple[Loc, str]]:
+    """Under `sequential` a reward without `sampleSize` is tested as a count of events (Poisson-like): only a
+    metric declared `kind: events` may be. A sum of values there would make the unit decide (cents give 100
+    times the evidence of dollars); with `sampleSize` it is tested on per-look means, which no unit changes."""
+    known = {m.name: m for m in spec.metrics}
+    problems: list[tuple[Loc, str]] = []
+    for i, reward in enumerate(spec.rewards[:1]):
+        metric = known.get(reward.metric)
+        if metric is None or metric.sample_size or metric.kind is MetricKind.EVENTS:
+            continue
+        kind = f"kind {metric.kind.value!r}" if metric.kind else "no kind"
+        problems.append((("rewards", i, "metric"), (
+            f"{reward.metric!r} has {kind} and no sampleSize: under sequential a reward without sampleSize is "
+            "tested as a count of events, valid only for a metric declared kind: events; a sum of values "
+            "(kind: values) needs sampleSize (the count of the events whose values it sums) and is tested on "
+            "per-look means")))
     return problems
 
 

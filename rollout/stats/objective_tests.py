@@ -37,11 +37,16 @@ from typing import Any
 
 from rollout.core.assessment import VersionAssessment, within
 from rollout.core.outcomes import Snapshot, value_of
-from rollout.core.spec import ExperimentSpec, Objective
-from rollout.stats.evalues import BETS, add_batch_mean, bets_log_e, proportion_log_e, stored_floats
+from rollout.core.spec import ExperimentSpec, MetricKind, Objective
+from rollout.stats.batches import PAIR_SIZE, grown, paired_log_e, paired_look, pooled_share
+from rollout.stats.evalues import BETS, add_batch_mean, bets_log_e, proportion_log_e
+from rollout.stats.running import Running, fingerprint
 
 LEAN = 0.0
 """Log of the e-value above which a version is held back (1: the data lean to a breach)."""
+MIN_LOOKS = 3
+"""Looks with new requests a share's test needs before any evidence (to tell bursts from a breach)."""
+SHARE_SIZE = 6
 REPORT_CAP = 1e12
 """E-values are reported up to this (decisions use the exact log)."""
 
@@ -53,8 +58,6 @@ def report(log_e: float) -> float:
 @dataclass(frozen=True)
 class ObjectiveTests:
     assessments: tuple[VersionAssessment, ...]
-    running: dict[str, Any]
-    """version|metric -> the mean test's [count, sum, log wealth per bet], carried from look to look."""
     evalues: dict[str, dict[str, float]]
     proven: frozenset[str]
     """Versions whose every proportion-type objective (error rates, slow shares) is shown to be met."""
@@ -62,8 +65,28 @@ class ObjectiveTests:
     """Versions with a tested objective whose estimate (share, mean) is beyond its limit now."""
 
 
+@dataclass(frozen=True)
+class _Result:
+    log_e: float | None = None
+    """Log e-value of a breach; None: no test applies (or none could run yet)."""
+    test: str = ""
+    proof: float | None = None
+    """Log e-value that the objective is met; None when the test cannot show it (means)."""
+    beyond: bool = False
+    note: str = ""
+    """Why there is no e-value yet, when a test applies but cannot judge."""
+
+
+HELD = _Result(None, "", -math.inf)
+"""A test that could not run this look for lack of a reading: no evidence, and nothing shown."""
+
+
+def _size(spec: ExperimentSpec, objective: Objective) -> str | None:
+    return spec.metric(objective.metric).sample_size or spec.request_count
+
+
 def _count(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str) -> float | None:
-    size = spec.metric(objective.metric).sample_size or spec.request_count
+    size = _size(spec, objective)
     n = value_of(snapshot.get((size, version))) if size else None
     return n if n is not None and n > 0 else None
 
@@ -75,53 +98,126 @@ def _within_log_e(share: float, n: float, upper: float | None, lower: float | No
     return min(sides, default=0.0)
 
 
-def _log_e(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str, value: float,
-           old: Any, running: dict[str, Any]) -> tuple[float | None, str, float | None, bool]:
-    """Log e-values that `version` breaks `objective` and that it meets it, and the test's name.
+def _print(spec: ExperimentSpec, objective: Objective, test: str) -> str:
+    """What a test's running evidence depends on: a change of any of it starts the test again."""
+    metric = spec.metric(objective.metric)
+    size_name = _size(spec, objective)
+    size = spec.metric(size_name) if size_name else None
+    return fingerprint("sequential", spec.sequential.alpha, test, metric.name, metric.query, metric.jq_expression,
+                       metric.kind, size and (size.name, size.query, size.jq_expression),
+                       objective.upper_limit, objective.lower_limit)
 
-    None when no test applies; the second is None when the test can only find a breach (means).
+
+def is_share(spec: ExperimentSpec, objective: Objective) -> bool:
+    """A share of samples (errors per request): declared `kind: share`, or undeclared with limits in [0, 1]."""
+    kind = spec.metric(objective.metric).kind
+    if kind is not None:
+        return kind is MetricKind.SHARE
+    return all(0 <= x <= 1 for x in (objective.upper_limit, objective.lower_limit) if x is not None)
+
+
+def _share_look(run: Running, name: str, print_: str, n: float | None, value: float | None) -> list[float]:
+    """A share's running per-look batches: [n, errors last used, looks, sum n, sum errors, sum n x^2]."""
+    now = [n, value * n] if n is not None and value is not None else [None]
+    state = run.take(name, print_, SHARE_SIZE) or run.begin(name, SHARE_SIZE, now)
+    if n is not None and value is not None:
+        total = value * n
+        dn, dt = n - state[0], total - state[1]
+        if grown(state[0], n) and dt >= 0:  # a drop holds the totals: never rebased, never replayed
+            state = [n, total, state[2] + 1, state[3] + dn, state[4] + dt, state[5] + dt * dt / dn]
+    run.put(name, print_, state)
+    return state
+
+
+def dispersion(state: list[float]) -> float | None:
+    """How much more the per-look shares spread than independent requests would (>= 1), from >= 3 looks.
+
+    Errors in bursts (correlated requests) spread the looks' shares more than a binomial would; the
+    binomial test's log likelihood ratios are divided by this (quasi-likelihood), so a burst counts as
+    about one event. None before MIN_LOOKS looks: no test can tell bursts from a breach with fewer.
     """
-    n = _count(spec, snapshot, objective, version)
-    if n is None:
-        return None, "", None, False
+    k, n, t, sq = state[2:6]
+    if k < MIN_LOOKS or n <= 0:
+        return None
+    share = t / n
+    if share <= 0 or share >= 1:
+        return 1.0
+    spread = max(sq - t * t / n, 0.0) / (k - 1)
+    return max(1.0, spread / (share * (1 - share)))
+
+
+def _share(objective: Objective, state: list[float]) -> _Result:
+    """The proportion test on a version's own batches, against the limits, tolerant of bursts."""
+    upper, lower = objective.upper_limit, objective.lower_limit
+    phi = dispersion(state)
+    if phi is None:
+        share = state[4] / state[3] if state[3] > 0 else 0.0
+        return _Result(0.0, "proportion", -math.inf, not within(objective, share),
+                       f"not confirmed: the proportion test needs {MIN_LOOKS} looks with new requests "
+                       "(one look cannot tell a burst from a breach)")
+    share, n = state[4] / state[3], state[3]
+    beyond = not within(objective, share)
+    return _Result(proportion_log_e(share, n, upper, lower) / phi, "proportion",
+                   _within_log_e(share, n, upper, lower) / phi, beyond)
+
+
+def _worse_than_baseline(objective: Objective, base: list[float], own: list[float], run: Running, name: str,
+                         print_: str) -> float:
+    """Log e-value that the candidate's share is worse than the baseline's, compared within looks."""
+    state = run.take(name, print_, PAIR_SIZE) or run.begin(name, PAIR_SIZE, [*base[:2], *own[:2]])
+    if base[0] > 0 and own[0] > 0:
+        paired_look(state, base[0], base[1], own[0], own[1], nonnegative=True)
+    run.put(name, print_, state)
+    p = pooled_share(state)
+    higher, lower, _ = paired_log_e(state, p * (1 - p))
+    sides = ([higher] if objective.upper_limit is not None else []) + ([lower] if objective.lower_limit is not None
+                                                                       else [])
+    return max(sides, default=0.0)
+
+
+def _mean(objective: Objective, value: float, n: float | None, run: Running, name: str, print_: str) -> _Result:
+    """Bets on each look's batch mean (latency) against the upper limit; a look adds one bet only when
+    its sample size grew by MIN_GROWTH and its sum did not drop."""
+    limit = objective.upper_limit
+    if limit is None or limit <= 0 or objective.lower_limit is not None or value < 0:
+        return _Result()
+    now = [n, value * n] if n is not None else [None]
+    state = run.take(name, print_, 2 + len(BETS)) or run.begin(name, 2 + len(BETS), now)
+    n0, sum0, *logs = state
+    if n is not None and grown(n0, n) and value * n >= sum0:
+        add_batch_mean(logs, (value * n - sum0) / (n - n0), limit)
+        n0, sum0 = n, value * n
+    run.put(name, print_, [n0, sum0, *logs])
+    return _Result(bets_log_e(logs), "batch means", None, value > limit)
+
+
+def _quantile(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str,
+              n: float) -> _Result | None:
     for test in spec.sequential.quantile_tests:
         if test.objective == objective.metric and objective.upper_limit is not None:
             slow = value_of(snapshot.get((test.slow_count, version)))
             if slow is None:
-                return None, "", None, False
+                return HELD
             share, p0 = min(max(slow, 0.0), n) / n, 1 - test.quantile  # increase() extrapolates
             above, below = test.slower_than >= objective.upper_limit, test.slower_than <= objective.upper_limit
             breach = proportion_log_e(share, n, p0, None) if above else 0.0
             proof = _within_log_e(share, n, p0, None) if below else -math.inf
-            return breach, "slow share", proof, share > p0 and above
-    upper, lower = objective.upper_limit, objective.lower_limit
-    if 0 <= value <= 1 and all(0 <= x <= 1 for x in (upper, lower) if x is not None):
-        beyond = not within(objective, value)
-        return proportion_log_e(value, n, upper, lower), "proportion", _within_log_e(value, n, upper, lower), beyond
-    limit = objective.upper_limit
-    if limit is None or limit <= 0 or objective.lower_limit is not None or value < 0:
-        return None, "", None, False
-    n0, sum0, *logs = stored_floats(old, 2 + len(BETS))
-    if n < n0:  # a counter reset: start the batches again, keep the wealth
-        n0, sum0 = 0.0, 0.0
-    if n > n0:
-        batch = (value * n - sum0) / (n - n0)
-        if batch >= 0:
-            add_batch_mean(logs, batch, limit)
-        n0, sum0 = n, value * n
-    running[f"{version}|{objective.metric}"] = [n0, sum0, *logs]
-    return bets_log_e(logs), "batch means", None, value > limit
+            return _Result(breach, "slow share", proof, share > p0 and above)
+    return None
 
 
-def assess(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> ObjectiveTests:
+def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str, Any]) -> ObjectiveTests:
+    """Every version's objectives on this look; `run` is the running evidence (a stored evidence mapping is read)."""
+    run = run if isinstance(run, Running) else Running(run)
     log_limit = math.log(max(1, len(spec.objectives)) / spec.sequential.alpha)
     limit_text = f"{math.exp(log_limit):.3g}"
     log_proof = math.log(1 / spec.sequential.alpha)  # an intersection of tests: no Bonferroni (see above)
     out: list[VersionAssessment] = []
-    running: dict[str, Any] = {}
     evalues: dict[str, dict[str, float]] = {}
     proven: set[str] = set()
     beyond: set[str] = set()
+    base = spec.version_names[0]
+    shares: dict[tuple[str, str], list[float]] = {}
     for version in spec.version_names:
         safe = True
         met: list[bool] = []
@@ -131,30 +227,66 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> 
         for objective in spec.objectives:
             value = value_of(snapshot.get((objective.metric, version)))
             met.append(within(objective, value))
+            result = _test(spec, snapshot, objective, version, value, run, shares)
             if value is None:
                 unmet.append(f"{objective.metric} has no data yet")
                 safe = False
                 continue
-            log_e, test, within_e, over = _log_e(spec, snapshot, objective, version, value,
-                                                 old.get(f"{version}|{objective.metric}"), running)
-            if over:
+            if result.beyond:
                 beyond.add(version)
             got = f"{objective.condition()} (got {value:g}"
-            safe = safe and (within_e is None or within_e >= log_proof)
+            safe = safe and (result.proof is None or result.proof >= log_proof)
+            log_e = result.log_e
+            paired = version != base and result.test == "proportion" and (objective.metric, base) in shares
+            if log_e is not None and paired:
+                # judged against what the baseline suffered: a shared incident is no breach of the candidate's
+                worse = _worse_than_baseline(objective, shares[(objective.metric, base)],
+                                             shares[(objective.metric, version)], run,
+                                             f"objective|{base}|{version}|{objective.metric}|baseline",
+                                             _print(spec, objective, "share difference"))
+                log_e = min(log_e, worse)
             if log_e is not None:
                 evalues.setdefault(version, {})[objective.metric] = report(log_e)
                 met[-1] = log_e <= LEAN  # with a test, held back only while the evidence leans to a breach
             if log_e is not None and log_e >= log_limit:
-                broken.append(f"{got}, {test} e-value {report(log_e):.3g} >= {limit_text})")
+                broken.append(f"{got}, {result.test} e-value {report(log_e):.3g} >= {limit_text})")
                 rollback = rollback or (objective.rollback_on_failure and objective.on_failure == "rollback")
                 freeze = freeze or (objective.rollback_on_failure and objective.on_failure == "freeze")
                 unmet.append(broken[-1])
             elif not met[-1]:
-                why = (f"{test} e-value {report(log_e):.3g} > 1 leans to a breach, not confirmed "
+                why = (f"{result.test} e-value {report(log_e):.3g} > 1 leans to a breach, not confirmed "
                        f"(< {limit_text})" if log_e is not None
-                       else "no test for this metric: holds the version back, never rolls it back")
+                       else result.note or "no test for this metric: holds the version back, never rolls it back")
                 unmet.append(f"{got}, {why})")
         out.append(VersionAssessment(version, tuple(met), tuple(broken), rollback, tuple(unmet), freeze))
         if safe:
             proven.add(version)
-    return ObjectiveTests(tuple(out), running, evalues, frozenset(proven), frozenset(beyond))
+    return ObjectiveTests(tuple(out), evalues, frozenset(proven), frozenset(beyond))
+
+
+def _test(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str, value: float | None,
+          run: Running, shares: dict[tuple[str, str], list[float]]) -> _Result:
+    """One objective's test for one version this look (its running evidence kept in `run` either way).
+
+    A reading the test needs that is missing (the value, or the sample size when the metric has one)
+    holds the test: no evidence is added and nothing is shown (missing is never zero).
+    """
+    name, size = f"objective|{version}|{objective.metric}", _size(spec, objective)
+    n = _count(spec, snapshot, objective, version)
+    n_missing = size is not None and value_of(snapshot.get((size, version))) is None
+    quantile_tested = any(t.objective == objective.metric for t in spec.sequential.quantile_tests)
+    if size and is_share(spec, objective) and not quantile_tested:
+        state = _share_look(run, name, _print(spec, objective, "share"), None if n_missing else n,
+                            value if value is not None and 0 <= value <= 1 else None)
+        shares[(objective.metric, version)] = state
+        return HELD if n_missing or value is None else _share(objective, state)
+    if value is None or n_missing:
+        if value is not None and not quantile_tested:
+            _mean(objective, value, None, run, name, _print(spec, objective, "mean"))  # carried, not advanced
+        return HELD
+    if n is None:
+        return _Result()
+    quantile = _quantile(spec, snapshot, objective, version, n)
+    if quantile is not None:
+        return quantile
+    return _mean(objective, value, n, run, name, _print(spec, objective, "mean"))

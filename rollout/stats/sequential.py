@@ -61,25 +61,15 @@ from typing import Any
 from rollout.core.assessment import VersionAssessment
 from rollout.core.decision import Decision
 from rollout.core.outcomes import Snapshot, value_of
-from rollout.core.spec import DeploymentPattern, Direction, ExperimentSpec, Exposure, TestingPattern
+from rollout.core.spec import DeploymentPattern, Direction, ExperimentSpec, Exposure, MetricKind, TestingPattern
 from rollout.core.state import ExperimentState
 from rollout.core.weights import cap_candidates, round_to_100
 from rollout.core.winner import WinnerAssessment, assess_winner
-from rollout.stats.evalues import (
-    MEAN_PRIOR,
-    PRIOR,
-    PRIORS,
-    SIGNED,
-    add_look,
-    chi2_lower,
-    half_normal_log_e,
-    pair_log_e,
-    probability_best,
-    projected_log_e,
-    stored_floats,
-)
+from rollout.stats.batches import PAIR_SIZE, grown, paired_log_e, paired_look
+from rollout.stats.evalues import PRIOR, PRIORS, SIGNED, add_look, pair_log_e, probability_best, projected_log_e
 from rollout.stats.objective_tests import assess
 from rollout.stats.objective_tests import report as _report
+from rollout.stats.running import Running, fingerprint
 
 HELD_POWER = 2
 """A version held back by an objective keeps floor / e-value**HELD_POWER percent (see `_weights`)."""
@@ -92,89 +82,111 @@ class _Rewards:
     log_e: dict[tuple[str, str], float] = field(default_factory=dict)
     """(v, u) -> log e-value that v's reward is higher than u's."""
     estimate: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """version -> (mean, sd) of its reward (log rate for counts), higher is higher."""
+    """version -> (mean, sd) of its reward (log rate for counts, difference to the baseline for means)."""
     samples: dict[str, int] = field(default_factory=dict)
-    running: dict[str, Any] = field(default_factory=dict)
     stale: str = ""
+    kind: str = "counts"
 
 
-def _counts(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> _Rewards:
+def _reading(snapshot: Snapshot, metric: str | None, version: str) -> float | None:
+    return value_of(snapshot.get((metric, version))) if metric else None
+
+
+def _missing(spec: ExperimentSpec, snapshot: Snapshot, needed: tuple[str | None, ...]) -> str:
+    """Why this look holds the reward test (a reading any version lacks), or "": missing is never zero."""
+    for metric in needed:
+        for v in spec.version_names:
+            if metric and _reading(snapshot, metric, v) is None:
+                return f"no {metric} for {v} (its tests hold this look)"
+    return ""
+
+
+def _reward_print(spec: ExperimentSpec, kind: str, *extra: Any) -> str:
+    metric = spec.metric(spec.rewards[0].metric)
+    size = spec.metric(metric.sample_size) if metric.sample_size else None
+    count = spec.metric(spec.request_count) if spec.request_count and kind == "counts" else None
+    return fingerprint("sequential", spec.sequential.alpha, kind, *extra, metric.name, metric.query,
+                       metric.jq_expression, metric.kind, size and (size.name, size.query, size.jq_expression),
+                       spec.sequential.exposure.value, count and (count.name, count.query, count.jq_expression))
+
+
+def _counts(spec: ExperimentSpec, snapshot: Snapshot, run: Running, prior: int) -> _Rewards:
+    """The count test, one look: each pair of versions on the batches both got in the same looks."""
     names, metric = spec.version_names, spec.rewards[0].metric
     by_time = spec.sequential.exposure is Exposure.TIME
-    before = old.get("totals", {})
-    events = {v: max(0.0, value_of(snapshot.get((metric, v))) or 0.0) for v in names}
-    seen = {v: value_of(snapshot.get((spec.request_count or "", v))) for v in names}
-    exposure = {v: 0.0 if by_time else float(seen[v] or 0.0) for v in names}
-    stale = "" if by_time or None not in seen.values() else f"no {spec.request_count} for every version"
-    if stale:  # no update: the next look's batch spans this one too
-        events, exposure = ({v: stored_floats(before.get(v), 2)[i] for v in names} for i in (0, 1))
-    step: dict[str, tuple[float, float] | None] = {}
+    out = _Rewards(stale=_missing(spec, snapshot, (metric, None if by_time else spec.request_count)))
+    print_ = _reward_print(spec, "counts", prior)
+    totals: dict[str, list[float]] = {}
     for v in names:
-        y0, e0 = stored_floats(before.get(v), 2)
-        dy, de = events[v] - y0, exposure[v] - e0
-        step[v] = (dy, de) if dy >= 0 and de >= 0 else None  # a reset: this look only rebases
-    stored = old.get("prior", 1 if old.get("pairs") else PRIOR)
-    prior = int(stored) if isinstance(stored, (int, float)) and stored in PRIORS else 1
-    weights = PRIORS[prior]
-    out = _Rewards(running={"totals": {v: [events[v], exposure[v]] for v in names}, "pairs": {}, "prior": prior},
-                   stale=stale)
+        y, e = _reading(snapshot, metric, v), 0.0 if by_time else _reading(snapshot, spec.request_count, v)
+        old = run.take(f"reward|{v}", print_, 2) or run.begin(f"reward|{v}", 2, [y, e])
+        if not out.stale and y is not None and e is not None and y >= old[0] and e >= old[1]:
+            old = [y, e]  # a drop holds the totals: never a reset, never counted again
+        totals[v] = old
+        run.put(f"reward|{v}", print_, old)
     for i, u in enumerate(names):
         for v in names[i + 1:]:
-            logs = stored_floats(old.get("pairs", {}).get(f"{u}|{v}"), len(SIGNED))
-            su, sv = step[u], step[v]
-            if su and sv and (by_time or (su[1] > 0 and sv[1] > 0)):
-                add_look(logs, su[0], sv[0], 1.0 if by_time else sv[1] / su[1])
-            out.running["pairs"][f"{u}|{v}"] = logs
-            out.log_e[(v, u)], out.log_e[(u, v)] = pair_log_e(logs, weights)
+            name = f"reward|{u}|{v}"
+            (yu, eu), (yv, ev) = totals[u], totals[v]
+            state = run.take(name, print_, 4 + len(SIGNED)) or run.begin(name, 4 + len(SIGNED), [yu, eu, yv, ev])
+            dyu, deu, dyv, dev = yu - state[0], eu - state[1], yv - state[2], ev - state[3]
+            new = dyu >= 0 and dyv >= 0 and grown(0.0, dyu + dyv)
+            if new and (by_time or (grown(0.0, deu) and grown(0.0, dev))):
+                logs = state[4:]
+                add_look(logs, dyu, dyv, 1.0 if by_time else dev / deu)
+                state = [yu, eu, yv, ev, *logs]
+            run.put(name, print_, state)
+            out.log_e[(v, u)], out.log_e[(u, v)] = pair_log_e(state[4:], PRIORS[prior])
     for v in names:
-        out.samples[v] = round(events[v])
-        if by_time or exposure[v] > 0:
-            out.estimate[v] = (math.log((events[v] + 0.5) / (exposure[v] or 1.0)), (events[v] + 0.5) ** -0.5)
+        events, exposure = totals[v]
+        out.samples[v] = round(events)
+        if by_time or exposure > 0:
+            out.estimate[v] = (math.log((events + 0.5) / (exposure or 1.0)), (events + 0.5) ** -0.5)
     return out
 
 
-def _means(spec: ExperimentSpec, snapshot: Snapshot, old: Mapping[str, Any]) -> _Rewards:
+def _means(spec: ExperimentSpec, snapshot: Snapshot, run: Running) -> _Rewards:
+    """The means test, one look: per-look batch means of each pair, compared within the look (batches)."""
     names, metric = spec.version_names, spec.metric(spec.rewards[0].metric)
-    out = _Rewards(running={"moments": {}})
-    variance: dict[str, float] = {}
+    is_sum = metric.kind is MetricKind.VALUES  # the reading is a total, not a mean per sample
+    out = _Rewards(stale=_missing(spec, snapshot, (metric.name, metric.sample_size)), kind="means")
+    print_ = _reward_print(spec, "means")
+    totals: dict[str, tuple[float, float] | None] = {}
     for v in names:
-        n0, sum0, sq0, k0 = stored_floats(old.get("moments", {}).get(v), 4)
-        mean = value_of(snapshot.get((metric.name, v)))
-        n = value_of(snapshot.get((metric.sample_size or "", v)))
-        if mean is not None and n is not None and n > 0:
-            if n < n0:
-                n0, sum0, sq0, k0 = 0.0, 0.0, 0.0, 0.0
-            if n > n0:
-                batch = (mean * n - sum0) / (n - n0)
-                n0, sum0, sq0, k0 = n, mean * n, sq0 + (n - n0) * batch**2, k0 + 1
-            if k0 >= 2:
-                spread = max(sq0 - sum0**2 / n0, 1e-12 * (1 + mean**2))
-                variance[v] = spread / chi2_lower(k0 - 1)
-                out.estimate[v] = (sum0 / n0, math.sqrt(variance[v] / n0))
-        out.running["moments"][v] = [n0, sum0, sq0, k0]
-        out.samples[v] = round(n0)
+        value, n = _reading(snapshot, metric.name, v), _reading(snapshot, metric.sample_size, v)
+        totals[v] = None if out.stale or value is None or n is None else (n, value if is_sum else value * n)
+        out.samples[v] = round(n or 0.0)
+    base = names[0]
     for i, u in enumerate(names):
         for v in names[i + 1:]:
-            if u in variance and v in variance:
-                diff = out.estimate[v][0] - out.estimate[u][0]
-                info = 1 / (out.estimate[v][1] ** 2 + out.estimate[u][1] ** 2)
-                tau2 = MEAN_PRIOR**2 * (variance[u] + variance[v]) / 2
-                out.log_e[(v, u)] = half_normal_log_e(diff * info, info, tau2)
-                out.log_e[(u, v)] = half_normal_log_e(-diff * info, info, tau2)
+            name = f"reward|{u}|{v}"
+            tu, tv = totals[u], totals[v]
+            state = run.take(name, print_, PAIR_SIZE) or run.begin(name, PAIR_SIZE, [*tu, *tv] if tu and tv else [None])
+            if tu and tv:
+                paired_look(state, tu[0], tu[1], tv[0], tv[1], nonnegative=False)
+            run.put(name, print_, state)
+            scale = max(abs(state[6] / state[5]), 1.0) if state[5] > 0 else 1.0
+            higher, lower, estimate = paired_log_e(state, 1e-12 * scale**2)
+            out.log_e[(v, u)], out.log_e[(u, v)] = higher, lower
+            if u == base and estimate:
+                out.estimate[v] = estimate
+                out.estimate.setdefault(base, (0.0, 1e-9 * (abs(estimate[1]) + 1e-300)))
+            out.samples[u] = min(out.samples[u], round(state[0]))
+            out.samples[v] = min(out.samples[v], round(state[2]))
     return out
 
 
 def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState) -> Decision:
     settings, names = spec.sequential, spec.version_names
     old: Mapping[str, Any] = state.evidence if state.evidence.get("algorithm") == "sequential" else {}
-    running: Mapping[str, Any] = old.get("running") or {}
-    tests = assess(spec, snapshot, running.get("objectives") or {})
+    run = Running(state.evidence)
+    tests = assess(spec, snapshot, run)
     assessments = tests.assessments
     by_reward = bool(spec.rewards) and spec.testing_pattern in (TestingPattern.AB, TestingPattern.ABN)
     rewards = _Rewards()
     if by_reward:
-        kind = _means if spec.metric(spec.rewards[0].metric).sample_size else _counts
-        rewards = kind(spec, snapshot, running)
+        rewards = (_means(spec, snapshot, run) if spec.metric(spec.rewards[0].metric).sample_size
+                   else _counts(spec, snapshot, run, PRIOR))
     low = by_reward and spec.rewards[0].preferred_direction is Direction.LOW
     better = {(v, u): rewards.log_e[(u, v) if low else (v, u)] for v, u in rewards.log_e}
     sign = -1.0 if low else 1.0
@@ -189,6 +201,8 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
                 and _held(floor, harm.get(v, 1.0)) < Fraction(1, 2)} if by_reward else set()
     out = beaten | broken | futile | kept_out
     decided = old.get("decided") if old.get("decided") in names else None
+    if any(name.startswith("reward") for name in run.restarted):
+        decided = None  # a verdict of another reward test (metric, query, alpha) does not carry over
     if decided is None and by_reward and not rewards.stale:
         decided = _winner(spec, better, log_thr, out, feasible, rewards.samples)
     if decided and decided not in feasible:  # the reward's verdict stands; the version must be well
@@ -216,15 +230,17 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
     base = names[0]
     evidence: dict[str, Any] = {
         "algorithm": "sequential", "alpha": settings.alpha, "threshold": math.exp(log_thr),
-        "rewardTest": "none" if not by_reward else "means" if "moments" in rewards.running else "counts",
+        "rewardTest": "none" if not by_reward else rewards.kind,
         "exposure": settings.exposure.value,
         "eValue": {v: _report(better.get((v, base), 0.0)) for v in names[1:]},
         "eValueBaseline": {v: _report(better.get((base, v), 0.0)) for v in names[1:]},
         "probabilityBest": {v: chances.get(v, 0.0) for v in names},
         "samples": {v: rewards.samples.get(v, 0) for v in names},
         "objectiveEValue": tests.evalues,
-        "running": {**rewards.running, "objectives": tests.running},
+        "running": run.stored(),
     }
+    if run.restarted:
+        evidence["restarted"] = run.restarted  # the engine records them in the history
     if futile:
         evidence["futile"] = sorted(futile)
     if kept_out:

@@ -15,7 +15,8 @@ from rollout.core.state import COMPLETED, FAILED, RUNNING, ExperimentState
 from rollout.core.validation import parse_experiment
 from rollout.engine import iterate, start
 from rollout.stats.evalues import proportion_log_e
-from rollout.stats.objective_tests import assess
+from rollout.stats.objective_tests import ObjectiveTests, assess
+from rollout.stats.running import Running
 from rollout.stats.sequential import sequential_decision
 from tests.rollout.factories import seed_experiment
 from tests.rollout.test_sequential import V1, V2, observed, snap, state_after
@@ -33,6 +34,24 @@ def version(feedback: float, requests: float, slow: float, p95: float, mean: flo
             errors: float = 0.0) -> dict[str, Outcome]:
     return {**observed(feedback, requests, errors), SLOW: Observed(slow),
             "95th-percentile-tail-latency": Observed(p95), "mean-latency": Observed(mean)}
+
+
+def after_looks(spec: ExperimentSpec, first: dict[str, Outcome], second: dict[str, Outcome],
+                looks: int = 3) -> ObjectiveTests:
+    """`assess` after `looks` equal looks ending at these cumulative readings (a share's test needs 3 looks
+    with new requests since issue 16)."""
+    run = Running({})
+    tests = None
+    for k in range(1, looks + 1):
+        scaled = [{m: Observed(o.value * k / looks) if isinstance(o, Observed) and m in COUNTS else o
+                   for m, o in outs.items()} for outs in (first, second)]
+        tests = assess(spec, snap(iris_v1=scaled[0], iris_v2=scaled[1]), run)
+        run = Running({"algorithm": "sequential", "running": run.stored()})
+    assert tests is not None
+    return tests
+
+
+COUNTS = ("user-engagement", "request-count", "error-count", SLOW)
 
 
 def test_a_p95_breach_is_confirmed_from_bucket_counts_and_rolls_back() -> None:
@@ -152,8 +171,8 @@ def test_a_version_is_shown_within_its_limits_at_1_over_alpha_whatever_the_numbe
     assert len(spec.objectives) == 3
     n = next(n for n in range(10, 5000, 10) if proportion_log_e(0.0, n, None, 0.01) >= math.log(20))
     assert proportion_log_e(0.0, n, None, 0.01) < math.log(3 / 0.05)  # between the two thresholds
-    assert V2 in assess(spec, snap(iris_v1=version(70, n, 0, 200), iris_v2=version(100, n, 0, 200)), {}).proven
-    fewer = assess(spec, snap(iris_v1=version(70, n, 0, 200), iris_v2=version(100, n - 10, 0, 200)), {})
+    assert V2 in after_looks(spec, version(70, n, 0, 200), version(100, n, 0, 200)).proven
+    fewer = after_looks(spec, version(70, n, 0, 200), version(100, n - 10, 0, 200))
     assert V2 not in fewer.proven
 
 
@@ -186,9 +205,9 @@ def _with_p95_limit(spec: ExperimentSpec, limit: float) -> ExperimentSpec:
 def test_a_slow_count_above_the_limit_never_shows_the_quantile_within_it() -> None:
     # The issue's case: limit 3000 ms, the slow count above 5 s. A p95 of 4200 ms with none of 5000 requests
     # slower than 5 s was reported "proven within"; the count above 5 s says nothing of 3000 ms.
-    data = snap(iris_v1=version(70, 5000, 0, 200), iris_v2=version(100, 5000, 0, 4200))
-    assert V2 in assess(spec_with_quantile_test(), data, {}).proven  # within 5000 ms: shown
-    assert V2 not in assess(_with_p95_limit(spec_with_quantile_test(), 3000), data, {}).proven
+    first, second = version(70, 5000, 0, 200), version(100, 5000, 0, 4200)
+    assert V2 in after_looks(spec_with_quantile_test(), first, second).proven  # within 5000 ms: shown
+    assert V2 not in after_looks(_with_p95_limit(spec_with_quantile_test(), 3000), first, second).proven
 
 
 def test_a_slow_count_below_the_limit_never_confirms_a_breach_of_it() -> None:
