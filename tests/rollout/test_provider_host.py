@@ -95,6 +95,9 @@ def test_finished_experiment_never_changes_again(host: ProviderHost, stub: Scrip
 def test_update_over_a_real_prometheus_runs_one_iteration(host: ProviderHost, live_prometheus: LivePrometheus) -> None:
     news = inputs(live_prometheus.url)
     id_, outs = host.create(news)
+    # The live targets of the series (the executors of both versions, scraped every 500 ms) are found.
+    assert outs["messages"][-1] == ("scrape interval 0.5 s (the longest of 2 target(s) of job kubernetes-pods the "
+                                    "metrics come from); intervalSeconds 10 is at least twice it")
     aged = {**outs, "startedAt": time.time() - 30, "lastIterationAt": time.time() - 10}
     updated = host.update(id_, aged, news)
     assert updated["messages"][0].startswith("Iteration 1: winner iris-v2"), updated["messages"]
