@@ -61,6 +61,7 @@ def slow_request_metric(limit_ms: float, buckets: tuple[float, ...] = DEFAULT_BU
         "units": "",
         "query": f"{total} - {within}",
         "jqExpression": JQ_FIRST_VALUE,
+        "kind": "events",
         "sampleSize": "request-count",
     }
 

@@ -400,7 +400,8 @@ QUANTILE_FUNCTION = re.compile(r"\bhistogram_quantile\s*\(")
 
 
 def is_quantile(metric: Metric) -> bool:
-    return bool(QUANTILE_FUNCTION.search(metric.query))
+    """Declared `kind: quantile`, or its query calls histogram_quantile."""
+    return metric.kind is MetricKind.QUANTILE or bool(QUANTILE_FUNCTION.search(metric.query))
 
 
 def _same(a: float, b: float) -> bool:
@@ -422,9 +423,9 @@ def quantile_problems(spec: ExperimentSpec) -> list[tuple[Loc, str]]:
         if objective.metric not in tests:
             if is_quantile(metric):
                 problems.append((("objectives", j, "metric"), (
-                    f"{objective.metric!r} is a quantile (its query uses histogram_quantile): under sequential it is "
-                    "tested from bucket counts at its limit, so it needs an entry in sequential.quantileTests "
-                    "(the program adds one for the metric library's quantiles)")))
+                    f"{objective.metric!r} is a quantile (kind quantile, or a histogram_quantile query): under "
+                    "sequential it is tested from bucket counts at its limit, so it needs an entry in "
+                    "sequential.quantileTests (the program adds one for the metric library's quantiles)")))
             continue
         i, test = tests[objective.metric]
         if test.bounds and not any(_same(limit, b) for b in test.bounds):

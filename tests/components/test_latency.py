@@ -153,8 +153,14 @@ def test_a_slow_count_above_another_bound_than_the_limit_is_refused() -> None:
 def test_a_quantile_objective_without_a_quantile_test_is_refused_under_sequential() -> None:
     # Before, it fell to the batch-means test (a p95 is no mean): a healthy candidate was held back.
     with pytest.raises(SpecError, match=r"objectives\[0\]\.metric: '95th-percentile-tail-latency' is a quantile "
-                                        r"\(its query uses histogram_quantile\).*sequential\.quantileTests"):
+                                        r"\(kind quantile, or a histogram_quantile query\).*sequential\.quantileTests"):
         parse_experiment(p95_experiment(5000))
+    # A quantile by its declared kind (a recording rule's series, say) is one too.
+    recorded = {"name": "p99", "query": 'p99_latency_ms{ns="$ns"}', "kind": "quantile"}
+    data = {**p95_experiment(5000), "metrics": [*SEED_METRICS, recorded],
+            "objectives": [{"metric": "p99", "upperLimit": 250}]}
+    with pytest.raises(SpecError, match=r"objectives\[0\]\.metric: 'p99' is a quantile"):
+        parse_experiment(data)
     # The program gives the library's quantile its test, at the limit, with its slow count.
     spec = parse_experiment(with_quantile_tests(p95_experiment(5000)))
     assert [(t.objective, t.slow_count, t.slower_than) for t in spec.sequential.quantile_tests] == [
