@@ -148,7 +148,8 @@ p95 of 8.5 s and a mean of 2.3 s; 10.8% of its requests are slower than 5 s.
 
 ## The sequential test's design
 
-- **Reward, counts.** Between two looks the new reward events of two versions, given their sum, are
+- **Reward, counts** (a metric declared `kind: events`, without `sampleSize`). Between two looks the new
+  reward events of two versions, given their sum, are
   binomial with a success probability fixed by the exposure ratio r under "equal rates" (r/(1+r)) and
   by the rate ratio theta otherwise (theta r/(1+theta r)). The product of these per-look likelihood
   ratios is a test martingale for each theta; the e-value mixes it over a fixed grid of log(theta)
@@ -163,7 +164,9 @@ p95 of 8.5 s and a mean of 2.3 s; 10.8% of its requests are slower than 5 s.
   gives the same bound. A version wins when it beats the baseline (and every other candidate in play)
   with e-value >= (n-1)/alpha and minSamples events per version.
 - **Objectives as tests** (a breach at (#objectives)/alpha each). Error rate: a binomial mixture against
-  the limit on the cumulative counts. A latency quantile: the share of requests slower than the
+  the limit on the counts of the looks with new requests, its log likelihood ratio divided by the
+  looks' overdispersion (see "The data path"); for a candidate, also against the baseline within looks.
+  A latency quantile: the share of requests slower than the
   limit (`requests-slower-than-5000ms`), tested the same way against 1 - quantile (see "Quantiles at the
   limit"). Mean latency: bets on each
   look's batch mean (`_sum` / `_count` differences) against the limit, exactly valid for nonnegative
@@ -191,6 +194,46 @@ p95 of 8.5 s and a mean of 2.3 s; 10.8% of its requests are slower than 5 s.
   API) and refuses `intervalSeconds` under twice the longest, giving both;
   `experiment.allowShortInterval: true` starts anyway. Not checked, and said in the record, when no
   series exists yet or the backend has no targets API.
+- **The data path** (issue 16). Every reading is an `increase()` over the experiment so far: not an
+  integer, a little jittery (extrapolation), sometimes empty, sometimes not growing. What each test
+  assumes, and what the program does and refuses so the assumptions hold:
+  - *Only new information.* A look adds evidence to a test only when its sample size grew by at least
+    one (request, or event for a count reward); otherwise the totals stay and the next look's batch spans
+    both. A reading lower than the last is held, never taken for a counter reset (`increase()` already
+    accounts for resets inside its window), so no data is ever counted twice. Assumes each look's new
+    data are new samples (the batch between two readings).
+  - *Missing is never zero.* A failed query for any metric a test reads (reward, objective, its
+    `sampleSize`, `requestCount`, a slow count) holds the iteration and counts toward
+    `consecutiveErrorLimit`, as does the baseline with no data; a candidate's empty answer holds that
+    version's tests for the look (weights held, no decision on that look). A version is shown within its
+    limits only with its sample size in hand.
+  - *Units cannot decide.* The count test assumes independent events whose rate is compared (Poisson
+    increments); only a metric declared `kind: events` may be a reward without `sampleSize`, anything
+    else is refused at `rewards[0].metric`. A sum of values (`kind: values`, the library's
+    `feedback-reward`) is tested on per-look means per `sampleSize` (its events): the difference of the
+    two versions' batch means in each look, weighted by the look's samples, in a normal mixture whose
+    scale is the estimated standard deviation, so cents and dollars give the same e-values. Assumes
+    enough samples per look for the batch means to be near normal and at least 2 looks (the variance
+    is an upper 95% bound from the looks' differences): valid asymptotically, not exactly.
+  - *Within looks.* Two versions are compared only on the batches of the same looks (each pair of
+    versions keeps the totals it last compared at), for counts and means alike: a level both share (a
+    drift of the reward, a traffic swing) cancels in each look's comparison, whatever the weights, and
+    the looks' spread, not a drift, sets the variance. Assumes a shared change is shared within a look.
+  - *Errors in bursts; the baseline's share.* Errors of correlated requests spread the looks' error
+    shares more than independent requests would; the binomial test's log likelihood ratio is divided by
+    that overdispersion (at least 1, estimated from 3 looks with new requests; no evidence before),
+    so a burst of 20 counts as about one. A candidate's breach also needs its error share to be higher
+    than the baseline's, tested within looks (same normal mixture as the means, the variance no lower
+    than the binomial one): an incident both versions suffer rolls neither back, and the user's
+    absolute limit stays the objective. Assumes bursts shorter than a look and the baseline on the
+    same data path; a candidate worse than its limit but no worse than the baseline is held back, not
+    rolled back.
+  - *Evidence belongs to a configuration.* Each test's running evidence carries a fingerprint of what
+    it depends on (metric, query, jq, kind, its sample size's query, limits, alpha, algorithm, exposure,
+    prior); when that changes while the experiment runs the test starts again from the totals at that
+    moment (none of the data it may have been chosen on is counted), and the history entry lists it
+    (`restarted`). Stored evidence that is there but cannot be read ends the experiment Failed, 100%
+    baseline, naming the field (`evidence.running.tests.<test>.state: ...`).
 - **Promotion needs the objectives shown.** The error rate and the slow share are also tested the other
   way ("within the limit", at 1/alpha: promotion needs every one of them, so no Bonferroni); a reward
   winner ends the experiment only when those cross too. Until then
