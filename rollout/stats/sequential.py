@@ -84,7 +84,8 @@ class _Rewards:
     estimate: dict[str, tuple[float, float]] = field(default_factory=dict)
     """version -> (mean, sd) of its reward (log rate for counts, difference to the baseline for means)."""
     samples: dict[str, int] = field(default_factory=dict)
-    stale: str = ""
+    held: list[str] = field(default_factory=list)
+    """Versions whose reward readings are missing this look: their comparisons hold (never read as 0)."""
     kind: str = "counts"
 
 
@@ -92,13 +93,11 @@ def _reading(snapshot: Snapshot, metric: str | None, version: str) -> float | No
     return value_of(snapshot.get((metric, version))) if metric else None
 
 
-def _missing(spec: ExperimentSpec, snapshot: Snapshot, needed: tuple[str | None, ...]) -> str:
-    """Why this look holds the reward test (a reading any version lacks), or "": missing is never zero."""
-    for metric in needed:
-        for v in spec.version_names:
-            if metric and _reading(snapshot, metric, v) is None:
-                return f"no {metric} for {v} (its tests hold this look)"
-    return ""
+def _missing(spec: ExperimentSpec, snapshot: Snapshot, needed: tuple[str | None, ...]) -> list[str]:
+    """The versions lacking a reading the reward test needs: their comparisons hold this look (missing is
+    never zero; a failed query, or the baseline's empty one, already held the whole iteration)."""
+    return [f"no {metric} for {v}: its reward comparisons hold this look" for v in spec.version_names
+            for metric in needed if metric and _reading(snapshot, metric, v) is None]
 
 
 def _reward_print(spec: ExperimentSpec, kind: str, *extra: Any) -> str:
@@ -114,14 +113,16 @@ def _counts(spec: ExperimentSpec, snapshot: Snapshot, run: Running, prior: int) 
     """The count test, one look: each pair of versions on the batches both got in the same looks."""
     names, metric = spec.version_names, spec.rewards[0].metric
     by_time = spec.sequential.exposure is Exposure.TIME
-    out = _Rewards(stale=_missing(spec, snapshot, (metric, None if by_time else spec.request_count)))
+    out = _Rewards(held=_missing(spec, snapshot, (metric, None if by_time else spec.request_count)))
     print_ = _reward_print(spec, "counts", prior)
     totals: dict[str, list[float]] = {}
+    fresh: set[str] = set()
     for v in names:
         y, e = _reading(snapshot, metric, v), 0.0 if by_time else _reading(snapshot, spec.request_count, v)
         old = run.take(f"reward|{v}", print_, 2) or run.begin(f"reward|{v}", 2, [y, e])
-        if not out.stale and y is not None and e is not None and y >= old[0] and e >= old[1]:
+        if y is not None and e is not None and y >= old[0] and e >= old[1]:
             old = [y, e]  # a drop holds the totals: never a reset, never counted again
+            fresh.add(v)
         totals[v] = old
         run.put(f"reward|{v}", print_, old)
     for i, u in enumerate(names):
@@ -130,7 +131,7 @@ def _counts(spec: ExperimentSpec, snapshot: Snapshot, run: Running, prior: int) 
             (yu, eu), (yv, ev) = totals[u], totals[v]
             state = run.take(name, print_, 4 + len(SIGNED)) or run.begin(name, 4 + len(SIGNED), [yu, eu, yv, ev])
             dyu, deu, dyv, dev = yu - state[0], eu - state[1], yv - state[2], ev - state[3]
-            new = dyu >= 0 and dyv >= 0 and grown(0.0, dyu + dyv)
+            new = {u, v} <= fresh and dyu >= 0 and dyv >= 0 and grown(0.0, dyu + dyv)
             if new and (by_time or (grown(0.0, deu) and grown(0.0, dev))):
                 logs = state[4:]
                 add_look(logs, dyu, dyv, 1.0 if by_time else dev / deu)
@@ -149,12 +150,12 @@ def _means(spec: ExperimentSpec, snapshot: Snapshot, run: Running) -> _Rewards:
     """The means test, one look: per-look batch means of each pair, compared within the look (batches)."""
     names, metric = spec.version_names, spec.metric(spec.rewards[0].metric)
     is_sum = metric.kind is MetricKind.VALUES  # the reading is a total, not a mean per sample
-    out = _Rewards(stale=_missing(spec, snapshot, (metric.name, metric.sample_size)), kind="means")
+    out = _Rewards(held=_missing(spec, snapshot, (metric.name, metric.sample_size)), kind="means")
     print_ = _reward_print(spec, "means")
     totals: dict[str, tuple[float, float] | None] = {}
     for v in names:
         value, n = _reading(snapshot, metric.name, v), _reading(snapshot, metric.sample_size, v)
-        totals[v] = None if out.stale or value is None or n is None else (n, value if is_sum else value * n)
+        totals[v] = None if value is None or n is None else (n, value if is_sum else value * n)
         out.samples[v] = round(n or 0.0)
     base = names[0]
     for i, u in enumerate(names):
@@ -203,7 +204,7 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
     decided = old.get("decided") if old.get("decided") in names else None
     if any(name.startswith("reward") for name in run.restarted):
         decided = None  # a verdict of another reward test (metric, query, alpha) does not carry over
-    if decided is None and by_reward and not rewards.stale:
+    if decided is None and by_reward:
         decided = _winner(spec, better, log_thr, out, feasible, rewards.samples)
     if decided and decided not in feasible:  # the reward's verdict stands; the version must be well
         suspect, decided = decided, None
@@ -221,12 +222,8 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
     chances = probability_best({v: (sign * m, s) for v, (m, s) in rewards.estimate.items()
                                 if v in feasible and v in in_play} if by_reward else
                                {v: (0.0, 1.0) for v in (winner.best_versions or names[:1])})
-    if rewards.stale:
-        weights = dict(state.weights)
-    else:
-        weights = _weights(spec, state, chances, decided or (None if by_reward else winner.winner),
-                           in_play if by_reward else set(names), feasible, harm,
-                           tests.beyond)
+    weights = _weights(spec, state, chances, decided or (None if by_reward else winner.winner),
+                       in_play if by_reward else set(names), feasible, harm, tests.beyond)
     base = names[0]
     evidence: dict[str, Any] = {
         "algorithm": "sequential", "alpha": settings.alpha, "threshold": math.exp(log_thr),
@@ -249,8 +246,8 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
         evidence["outOfPlay"] = sorted(set(names) - in_play)
     if decided or suspect:
         evidence["decided"] = decided or suspect
-    if rewards.stale:
-        evidence["stale"] = rewards.stale
+    if rewards.held:
+        evidence["held"] = rewards.held
     if decided and decided not in tests.proven:
         evidence["awaitingProof"] = decided  # the winner's objectives are not yet shown within limits
         if state.iteration + 1 >= spec.total_iterations and decided != names[0]:
@@ -296,8 +293,6 @@ def _winner(spec: ExperimentSpec, better: Mapping[tuple[str, str], float], log_t
 def _why(spec: ExperimentSpec, winner: str | None, better: Mapping[tuple[str, str], float], log_thr: float,
          rewards: _Rewards, assessments: tuple[VersionAssessment, ...], out: set[str],
          kept_out: AbstractSet[str] = frozenset()) -> str:
-    if rewards.stale:
-        return f"no decision this iteration: {rewards.stale}"
     threshold = f"{math.exp(log_thr):.3g}"
     if winner:
         if winner == spec.baseline.name and all(v in out for v in spec.version_names[1:]):

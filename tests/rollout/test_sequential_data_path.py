@@ -82,7 +82,7 @@ def test_one_empty_answer_for_the_candidates_reward_is_no_reset_and_replays_noth
     decisions, _ = drive(spec, snapshots)
     assert all(d.winner.winner is None for d in decisions)
     assert max(d.evidence["eValue"][V2] for d in decisions) < 2
-    assert "no user-engagement for iris-v2" in decisions[10].evidence["stale"]
+    assert "no user-engagement for iris-v2" in decisions[10].evidence["held"][0]
 
 
 def test_a_drop_in_a_reading_is_held_never_rebased() -> None:
