@@ -38,7 +38,8 @@ def iter8_metric_spec(metric: Metric, prometheus_url: str) -> dict[str, Any]:
 
 def configmap_data(metrics: Sequence[Metric]) -> dict[str, str]:
     """One key per metric, its definition as YAML (stable key order)."""
-    return {m.name: yaml.safe_dump(m.model_dump(by_alias=True, exclude_none=True), sort_keys=True) for m in metrics}
+    return {m.name: yaml.safe_dump(m.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True)
+            for m in metrics}  # json mode: a metric's `kind` is an enum, which YAML cannot represent
 
 
 class MetricsLibrary(pulumi.ComponentResource):
