@@ -196,9 +196,10 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
                             promoted=promoted, messages=(message,),
                             history=history(weights, winner, message, promoted=promoted))
     message = f"Iteration {iteration}: " + (f"winner {winner}" if winner else f"no winner ({decision.winner.reason})")
+    restarts = [f"Restarted (its configuration changed): {', '.join(restarted['restarted'])}"] if restarted else []
     return state.evolve(**base, iteration=iteration, weights=decision.weights, winner=winner,
                         history=history(decision.weights, winner, decision.winner.reason),
-                        messages=(message, *_infeasible(spec, decision)))
+                        messages=(message, *_infeasible(spec, decision), *restarts))
 
 
 def _infeasible(spec: ExperimentSpec, decision: Decision) -> list[str]:

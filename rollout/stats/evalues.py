@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 ETA = (0.04, 0.07, 0.1, 0.14, 0.2, 0.28, 0.4, 0.57, 0.8, 1.2)
 """Log rate ratios of the count test's mixture, on each side (a 4% to 230% higher rate)."""
@@ -33,12 +32,6 @@ BETS = (0.1, 0.25, 0.5, 0.75, 0.9)
 """Fractions of wealth bet on "the mean is above the limit" in the test on batch means."""
 MEAN_PRIOR = 0.2
 """Prior scale of a difference of means, in standard deviations of one sample."""
-
-
-def stored_floats(raw: Any, size: int) -> list[float]:
-    """`size` numbers kept in the evidence between looks; zeros when missing or unreadable (a fresh start)."""
-    ok = isinstance(raw, list) and len(raw) == size and all(isinstance(x, (int, float)) for x in raw)
-    return [float(x) for x in raw] if ok else [0.0] * size
 
 
 def logsumexp(xs: Sequence[float]) -> float:

@@ -9,10 +9,17 @@ Three tests, picked by what the metric is (first that applies):
   is no more than the share above the limit (a breach of it is a breach), the share above b <= limit no
   less (within for it is within); a proof from a bound above the limit would show a p95 of 4200 ms
   "within" 3000 ms.
-- **Proportion** (a metric with `sampleSize`, value and limits in [0, 1], like `error-rate`): the
-  same binomial mixture on the cumulative counts, against the limit.
+- **Proportion** (a metric with `sampleSize`, `kind: share` or undeclared with limits in [0, 1], like
+  `error-rate`): the same binomial mixture on the counts of the looks whose sample grew by one, its log
+  likelihood ratio divided by the looks' overdispersion (`dispersion`: errors in bursts spread the
+  looks' shares; no evidence before 3 such looks). A candidate's breach also needs its share to be
+  worse than the baseline's in the same looks (`batches.paired_log_e`): an incident every version
+  suffers rolls none back. The absolute limit stays the objective.
 - **Mean of a nonnegative quantity** (a metric with `sampleSize` and an upper limit, like
-  `mean-latency` = sum / count): bets on each look's batch mean, from the cumulative sum and count.
+  `mean-latency` = sum / count): bets on each look's batch mean, from the cumulative sum and count, a
+  look counting only when its count grew by one and its sum did not drop.
+A reading a test needs that is missing (the value, its sample size, a slow count) holds the test for the
+look; a version is shown within its limits only with its sample size in hand.
 Any other objective has no test: beyond its limit a version cannot win, but it is never rolled back.
 A test's evidence breaks the limit at (#objectives)/alpha (Bonferroni over objectives: a rollback
 follows from *any* test, so the chances of a false one add up). With a test, a version is held back

@@ -21,8 +21,21 @@ follow the traffic a version serves: r is the ratio of new `requestCount`. `requ
 rewards favours the version with less traffic; `time` on traffic-driven rewards favours the one with
 more, which only keeps the baseline: `time` is the default (and what Iter8 compares: raw counts).
 
-Mean rewards (with `sampleSize`): a normal mixture on the difference of means, the variance an upper
-95% bound from the per-look batch means: valid asymptotically (CLT), not exactly.
+Count rewards must be declared `kind: events` (the spec refuses anything else without `sampleSize`): a
+sum of values tested as events would let the unit decide (cents give 100 times the events of dollars).
+
+Mean rewards (with `sampleSize`; a mean, or a sum of values, `kind: values`): per look, the difference of
+the two versions' batch means, in a normal mixture whose scale is the per-sample standard deviation
+estimated from the looks' differences (`rollout.stats.batches`): no unit changes it; valid
+asymptotically (CLT), not exactly.
+
+Only new information, within looks (`rollout.stats.batches`). Each pair of versions keeps the totals it
+last compared at and compares a look only when both versions read new values and the sample grew by at
+least one: `increase()` jitter is never replayed, a lower reading is held (never a reset), a missing
+one holds the comparison (never 0), and both versions' batches always span the same period, so a drift
+they share cancels whatever the weights. Every test's running evidence carries the fingerprint of its
+configuration (`rollout.stats.running`): an edit while running restarts it, and unreadable stored
+evidence ends the experiment naming the field.
 
 Objectives: `rollout.stats.objective_tests` (error rates and latency quantiles as binomial tests from
 counts and histogram buckets, mean latencies as bets on batch means). A version whose test leans to
