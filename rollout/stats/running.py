@@ -37,13 +37,18 @@ def fingerprint(*parts: Any) -> str:
 class Running:
     """Reads the tests' stored evidence (strictly) and collects this look's."""
 
-    def __init__(self, evidence: Mapping[str, Any]) -> None:
+    def __init__(self, evidence: Mapping[str, Any], iterations: int = 0) -> None:
+        """`evidence` as stored; `iterations` the experiment has run (under another algorithm when the
+        evidence is not the sequential one's)."""
         self.restarted: list[str] = []
         self.legacy = False
         """Evidence of an older layout: every test restarts."""
         self.tests: dict[str, dict[str, Any]] = {}
         self._old: Mapping[str, Any] = {}
         if evidence.get("algorithm") != "sequential":
+            if evidence or iterations:  # switched from another algorithm while running: its data are not counted
+                self.restarted.append("every test (the algorithm changed to sequential)")
+                self.legacy = True
             return
         running = evidence.get("running", {})
         if not isinstance(running, Mapping):

@@ -193,7 +193,7 @@ def _means(spec: ExperimentSpec, snapshot: Snapshot, run: Running) -> _Rewards:
 def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState) -> Decision:
     settings, names = spec.sequential, spec.version_names
     old: Mapping[str, Any] = state.evidence if state.evidence.get("algorithm") == "sequential" else {}
-    run = Running(state.evidence)
+    run = Running(state.evidence, state.iteration)
     tests = assess(spec, snapshot, run)
     assessments = tests.assessments
     by_reward = bool(spec.rewards) and spec.testing_pattern in (TestingPattern.AB, TestingPattern.ABN)

@@ -249,6 +249,15 @@ def test_alpha_edited_mid_run_restarts_every_test() -> None:
     assert f"reward|{V1}|{V2}" in restarted and f"objective|{V2}|error-rate" in restarted
 
 
+def test_switching_to_sequential_mid_run_counts_none_of_the_data_before() -> None:
+    spec = seed_experiment(iterationsPerLoop=100)
+    state = engine(parse_experiment(spec), [snap(iris_v1=observed(70.0 * k), iris_v2=observed(100.0 * k)) for k in (1, 2, 3)])
+    assert state.iteration == 3 and state.evidence.get("algorithm") != "sequential"
+    after = iterate(spec_of(), snap(iris_v1=observed(280.0), iris_v2=observed(400.0)), state,
+                    state.last_iteration_at + 10)
+    assert after.evidence["eValue"][V2] == 1.0 and after.history[-1]["restarted"]
+
+
 @pytest.mark.parametrize(("running", "field"), [
     ("junk", "evidence.running"),
     ({"format": 3, "tests": []}, "evidence.running.tests"),
