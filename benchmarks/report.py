@@ -222,7 +222,8 @@ p95 of 8.5 s and a mean of 2.3 s; 10.8% of its requests are slower than 5 s.
   - *Errors in bursts; the baseline's share.* Errors of correlated requests spread the looks' error
     shares more than independent requests would; the binomial test's log likelihood ratio is divided by
     that overdispersion (at least 1, estimated from 3 looks with new requests; no evidence before),
-    so a burst of 20 counts as about one. A candidate's breach also needs its error share to be higher
+    so a burst of 20 counts as about one (a quasi-likelihood: valid asymptotically, not exactly; without
+    bursts it is never stronger than the exact binomial test). A candidate's breach also needs its error share to be higher
     than the baseline's, tested within looks (same normal mixture as the means, the variance no lower
     than the binomial one): an incident both versions suffer rolls neither back, and the user's
     absolute limit stays the objective. Assumes bursts shorter than a look and the baseline on the
