@@ -170,9 +170,11 @@ def test_prod_is_stricter_than_the_seed_and_sends_no_load() -> None:
 def test_kind_uses_the_seeds_prometheus_and_experiment() -> None:
     kind = stack_config("kind")
     assert kind["prometheusUrl"] == "http://seldon-core-analytics-prometheus-seldon.seldon-system"
-    assert "experiment" not in kind  # the seed's experiment is the project default
+    # The seed's experiment (the project default), looking every 30 s: Seldon Core Analytics scrapes every 15 s.
+    assert kind["experiment"] == {"intervalSeconds": 30}
     settings = load_stack_config(as_engine_passes(kind))
-    assert settings.metrics_as_crd and settings.experiment == StackConfig().experiment
+    seed = StackConfig().experiment
+    assert settings.metrics_as_crd and settings.experiment.model_copy(update={"interval_seconds": 10}) == seed
 
 
 def test_the_published_passphrase_is_the_one_scripts_pulumi_env_sets() -> None:
