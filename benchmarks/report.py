@@ -222,13 +222,15 @@ p95 of 8.5 s and a mean of 2.3 s; 10.8% of its requests are slower than 5 s.
   - *Errors in bursts; the baseline's share.* Errors of correlated requests spread the looks' error
     shares more than independent requests would; the binomial test's log likelihood ratio is divided by
     that overdispersion (at least 1, estimated from 3 looks with new requests; no evidence before),
-    so a burst of 20 counts as about one (a quasi-likelihood: valid asymptotically, not exactly; without
-    bursts it is never stronger than the exact binomial test). A candidate's breach also needs its error share to be higher
+    so a burst of 20 counts as about one (a quasi-likelihood: valid asymptotically, not exactly;
+    without bursts never stronger than the exact binomial test). A candidate's breach also needs its
+    error share to be higher
     than the baseline's, tested within looks (same normal mixture as the means, the variance no lower
     than the binomial one): an incident both versions suffer rolls neither back, and the user's
-    absolute limit stays the objective. Assumes bursts shorter than a look and the baseline on the
-    same data path; a candidate worse than its limit but no worse than the baseline is held back, not
-    rolled back.
+    absolute limit stays the objective: the candidate's own test holds it back (floor / e-value^2, no
+    traffic gain, no win) as soon as it leans to a breach. Assumes bursts shorter than a look and the
+    baseline on the same data path; a candidate worse than its limit but no worse than the baseline is
+    held back, not rolled back.
   - *Evidence belongs to a configuration.* Each test's running evidence carries a fingerprint of what
     it depends on (metric, query, jq, kind, its sample size's query, limits, alpha, algorithm, exposure,
     prior); when that changes while the experiment runs the test starts again from the totals at that

@@ -14,7 +14,8 @@ Three tests, picked by what the metric is (first that applies):
   likelihood ratio divided by the looks' overdispersion (`dispersion`: errors in bursts spread the
   looks' shares; no evidence before 3 such looks). A candidate's breach also needs its share to be
   worse than the baseline's in the same looks (`batches.paired_log_e`): an incident every version
-  suffers rolls none back. The absolute limit stays the objective.
+  suffers rolls none back. The absolute limit stays the objective: its own test holds the candidate
+  back (no gain, no win) as soon as it leans to a breach.
 - **Mean of a nonnegative quantity** (a metric with `sampleSize` and an upper limit, like
   `mean-latency` = sum / count): bets on each look's batch mean, from the cumulative sum and count, a
   look counting only when its count grew by one and its sum did not drop.
@@ -153,17 +154,17 @@ def dispersion(state: list[float]) -> float | None:
     return max(1.0, spread / (share * (1 - share)))
 
 
-def _share(objective: Objective, state: list[float]) -> _Result:
-    """The proportion test on a version's own batches, against the limits, tolerant of bursts."""
+def _share(objective: Objective, state: list[float], value: float) -> _Result:
+    """The proportion test on a version's own batches, against the limits, tolerant of bursts; `value` is
+    the reading now (whether the estimate is beyond a limit)."""
     upper, lower = objective.upper_limit, objective.lower_limit
     phi = dispersion(state)
+    beyond = not within(objective, value)
     if phi is None:
-        share = state[4] / state[3] if state[3] > 0 else 0.0
-        return _Result(0.0, "proportion", -math.inf, not within(objective, share),
+        return _Result(0.0, "proportion", -math.inf, beyond,
                        f"not confirmed: the proportion test needs {MIN_LOOKS} looks with new requests "
                        "(one look cannot tell a burst from a breach)")
     share, n = state[4] / state[3], state[3]
-    beyond = not within(objective, share)
     return _Result(proportion_log_e(share, n, upper, lower) / phi, "proportion",
                    _within_log_e(share, n, upper, lower) / phi, beyond)
 
@@ -243,7 +244,7 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
                 beyond.add(version)
             got = f"{objective.condition()} (got {value:g}"
             safe = safe and (result.proof is None or result.proof >= log_proof)
-            log_e = result.log_e
+            log_e = breach = result.log_e
             paired = version != base and result.test == "proportion" and (objective.metric, base) in shares
             if log_e is not None and paired:
                 # judged against what the baseline suffered: a shared incident is no breach of the candidate's
@@ -251,12 +252,12 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
                                              shares[(objective.metric, version)], run,
                                              f"objective|{base}|{version}|{objective.metric}|baseline",
                                              _print(spec, objective, "share difference"))
-                log_e = min(log_e, worse)
+                breach = min(log_e, worse)
             if log_e is not None:
                 evalues.setdefault(version, {})[objective.metric] = report(log_e)
                 met[-1] = log_e <= LEAN  # with a test, held back only while the evidence leans to a breach
-            if log_e is not None and log_e >= log_limit:
-                broken.append(f"{got}, {result.test} e-value {report(log_e):.3g} >= {limit_text})")
+            if log_e is not None and breach is not None and breach >= log_limit:
+                broken.append(f"{got}, {result.test} e-value {report(breach):.3g} >= {limit_text})")
                 rollback = rollback or (objective.rollback_on_failure and objective.on_failure == "rollback")
                 freeze = freeze or (objective.rollback_on_failure and objective.on_failure == "freeze")
                 unmet.append(broken[-1])
@@ -286,7 +287,7 @@ def _test(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, versio
         state = _share_look(run, name, _print(spec, objective, "share"), None if n_missing else n,
                             value if value is not None and 0 <= value <= 1 else None)
         shares[(objective.metric, version)] = state
-        return HELD if n_missing or value is None else _share(objective, state)
+        return HELD if n_missing or value is None else _share(objective, state, value)
     if value is None or n_missing:
         if value is not None and not quantile_tested:
             _mean(objective, value, None, run, name, _print(spec, objective, "mean"))  # carried, not advanced

@@ -211,6 +211,15 @@ def test_a_shared_incident_does_not_roll_the_candidate_back_alone() -> None:
     assert state.stage == RUNNING
 
 
+def test_a_candidate_no_worse_than_the_baseline_is_held_back_never_rolled_back() -> None:
+    """Both versions fail 3% of their requests, look after look (a shared dependency down): the candidate
+    breaks the limit, but so does the baseline; it is held back (it cannot win), not rolled back alone."""
+    spec = spec_of()
+    state = _errors(spec, [((1000, 30), (1000, 30))] * 12)
+    assert state.stage == RUNNING and state.winner is None
+    assert state.evidence["objectiveEValue"][V2]["error-rate"] > 1  # its own test leans to a breach
+
+
 def test_errors_steadily_three_times_the_limit_are_still_rolled_back() -> None:
     spec = spec_of()
     state = _errors(spec, [((1000, 1), (1000, 30))] * 12)
