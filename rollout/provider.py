@@ -38,7 +38,7 @@ from rollout.core.outcomes import Snapshot
 from rollout.core.record import OUTPUT_KEYS, ExperimentRecord
 from rollout.core.schema import url_problem
 from rollout.core.spec import ExperimentSpec
-from rollout.core.state import ExperimentState, StateError
+from rollout.core.state import PRIVATE_OUTPUT, ExperimentState, StateError
 from rollout.core.validation import parse_experiment, validate
 from rollout.engine import abandon, advance, is_due, start
 from rollout.metrics.collect import collect_snapshot
@@ -255,6 +255,6 @@ class Experiment(pulumi.dynamic.Resource, module="rollout", name="Experiment"):
             "prometheusAuth": pulumi.Output.secret(prometheus_auth) if prometheus_auth is not None else None,
             "control": control,
         }
-        for key in (*RECORD_KEYS, "inputsHash"):
+        for key in (*RECORD_KEYS, "inputsHash", PRIVATE_OUTPUT):
             props[key] = None
         super().__init__(ExperimentProvider(), name, props, opts)

@@ -25,7 +25,8 @@ from rollout.core.validation import SpecError, parse_experiment
 
 STATE_KEYS = ("stage", "startedAt", "lastIterationAt", "iteration", "consecutiveErrors", "weights", "winner",
               "promoted", "assessments", "values", "evidence", "history", "messages", "appliedControl")
-"""The state's keys in the outputs (ExperimentState.to_outputs)."""
+"""The state's keys in the outputs people read (ExperimentState.to_outputs also writes PRIVATE_OUTPUT: the
+algorithm's bookkeeping, an output of the resource, not part of the record people read)."""
 OUTPUT_KEYS = ("name", "spec", "prometheusUrl", *STATE_KEYS)
 """The record's keys in the outputs, as people read them (`pulumi stack output experiment`)."""
 

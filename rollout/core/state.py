@@ -48,7 +48,8 @@ class ExperimentState:
     values: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     """metric -> version -> {value, units, status, detail} from the last iteration."""
     evidence: dict[str, Any] = field(default_factory=dict)
-    """What the algorithm based its last decision on (e-values, probabilities, sample sizes)."""
+    """What the algorithm based its last decision on (e-values, probabilities, sample sizes), and under
+    PRIVATE its own bookkeeping between looks (stored apart from what people read: `to_outputs`)."""
     history: tuple[dict[str, Any], ...] = ()
     messages: tuple[str, ...] = ()
     applied_control: dict[str, Any] | None = None
@@ -77,7 +78,8 @@ class ExperimentState:
             "promoted": self.promoted,
             "assessments": self.assessments,
             "values": self.values,
-            "evidence": self.evidence,
+            "evidence": public_evidence(self.evidence),
+            PRIVATE_OUTPUT: self.evidence.get(PRIVATE),
             "history": list(self.history),
             "messages": list(self.messages),
             "appliedControl": self.applied_control,
@@ -101,11 +103,32 @@ class ExperimentState:
             promoted=_name(outs, "promoted"),
             assessments=dict(_mapping(outs, "assessments")),
             values=dict(_mapping(outs, "values")),
-            evidence=dict(_mapping(outs, "evidence")),
+            evidence=_evidence(outs),
             history=tuple(_list(outs, "history", Mapping)),
             messages=tuple(_list(outs, "messages", str)),
             applied_control=dict(_mapping(outs, "appliedControl")) or None,
         )
+
+
+PRIVATE = "running"
+"""The evidence's key for the algorithm's own bookkeeping between looks (the `sequential` tests' running
+state): stored in its own output, PRIVATE_OUTPUT, beside the public record, never shown to people."""
+PRIVATE_OUTPUT = "algorithmState"
+
+
+def public_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """The evidence people read: all but the algorithm's bookkeeping."""
+    return {k: v for k, v in evidence.items() if k != PRIVATE}
+
+
+def _evidence(outs: Mapping[str, Any]) -> dict[str, Any]:
+    """The evidence as the engine takes it: the public part, with the bookkeeping from its own output (or
+    inline, as records before the split stored it)."""
+    evidence = dict(_mapping(outs, "evidence"))
+    private = outs.get(PRIVATE_OUTPUT)
+    if private is not None:
+        evidence[PRIVATE] = private
+    return evidence
 
 
 class StateError(ValueError):

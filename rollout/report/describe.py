@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollout.core.record import ExperimentRecord, MetricValue
-from rollout.core.state import COMPLETED
+from rollout.core.state import COMPLETED, public_evidence
 from rollout.core.text import weight_split
 from rollout.report.record import RecordError, experiment_record
 
@@ -97,8 +97,8 @@ def describe(document: ExperimentRecord | Mapping[str, Any]) -> str:
     rows = [[name + (f" ({record.units(name)})" if record.units(name) else ""),
              *[_cell(record.value(name, v)) for v in versions]] for name in sorted(values)]
     out.append(table(["Metric", *versions], rows) if rows else "No metric values yet.")
-    if state.evidence:
-        out += [_section("Evidence"), *_evidence(state.evidence, versions)]
+    if public_evidence(state.evidence):
+        out += [_section("Evidence"), *_evidence(public_evidence(state.evidence), versions)]
     if state.history:
         out += [_section("History")]
         rows = [[str(int(h.get("iteration", 0))), _time(h.get("time")),
@@ -112,8 +112,6 @@ def _evidence(evidence: Mapping[str, Any], versions: Sequence[str]) -> list[str]
     lines = []
     rows = []
     for key, value in sorted(evidence.items()):
-        if key == "running":  # the algorithm's own bookkeeping between looks
-            continue
         if isinstance(value, Mapping):
             rows.append([key, *[_number(value.get(v)) for v in versions]])
         else:

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from rollout.core.outcomes import Observed, Snapshot
 from rollout.core.spec import ExperimentSpec
-from rollout.core.state import FAILED, ExperimentState
+from rollout.core.state import FAILED, PRIVATE_OUTPUT, ExperimentState
 from rollout.core.validation import parse_experiment
 from rollout.engine import iterate, start
-from rollout.provider import ExperimentProvider, record_outputs, stored_state
+from rollout.provider import RECORD_KEYS, ExperimentProvider, record_outputs, stored_state
 from tests.rollout.factories import healthy, seed_experiment, snapshot
 from tests.rollout.test_provider_state import junk
 
@@ -50,7 +50,10 @@ def good_olds() -> dict[str, Any]:
     for look in range(1, 5):
         state = iterate(spec, data(look), state, now - 100 + 10 * look)
     assert state.evidence["running"]["tests"]
-    return record_outputs(EXPERIMENT, NEWS["prometheus"], spec, state.evolve(last_iteration_at=now - 30))
+    outs = record_outputs(EXPERIMENT, NEWS["prometheus"], spec, state.evolve(last_iteration_at=now - 30))
+    assert "running" not in outs["evidence"]  # the bookkeeping is stored apart from what people read
+    outs["evidence"]["running"] = outs.pop(PRIVATE_OUTPUT)  # one tree to damage; split again in `malformed`
+    return outs
 
 
 GOOD = good_olds()
@@ -73,6 +76,8 @@ def malformed(draw: st.DrawFn) -> dict[str, Any]:
             node.pop(path[-1], None)
         else:
             node[path[-1]] = draw(junk)
+    if draw(st.booleans()):  # as the provider stores it (else inline, as records before the split did)
+        olds[PRIVATE_OUTPUT] = olds["evidence"].pop("running", None)
     return olds
 
 
@@ -92,7 +97,12 @@ def test_update_never_raises_on_a_malformed_sequential_evidence(olds: dict[str, 
 
 def test_the_good_evidence_goes_on() -> None:
     spec = parse_experiment(EXPERIMENT)
+    good = copy.deepcopy(GOOD)
+    good[PRIVATE_OUTPUT] = good["evidence"].pop("running")
     with mock.patch("rollout.provider.collect_snapshot", stub_snapshot):
-        outs = PROVIDER.update("quickstart-exp", copy.deepcopy(GOOD), NEWS).outs
+        outs = PROVIDER.update("quickstart-exp", good, NEWS).outs
     assert outs is not None
     assert stored_state(spec, outs).stage != FAILED
+    # The public record has the evidence people read; the bookkeeping went on in its own output.
+    assert "running" not in outs["evidence"] and set(outs[PRIVATE_OUTPUT]["tests"]) == set(good[PRIVATE_OUTPUT]["tests"])
+    assert PRIVATE_OUTPUT not in RECORD_KEYS
