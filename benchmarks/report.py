@@ -236,7 +236,7 @@ p95 of 8.5 s and a mean of 2.3 s; 10.8% of its requests are slower than 5 s.
     prior); when that changes while the experiment runs the test starts again from the totals at that
     moment (none of the data it may have been chosen on is counted), and the history entry lists it
     (`restarted`). Stored evidence that is there but cannot be read ends the experiment Failed, 100%
-    baseline, naming the field (`evidence.running.tests.<test>.state: ...`).
+    baseline, naming the field (`algorithmState.tests.<test>.state: ...`, the output it is stored in).
 - **Promotion needs the objectives shown.** The error rate and the slow share are also tested the other
   way ("within the limit", at 1/alpha: promotion needs every one of them, so no Bonferroni); a reward
   winner ends the experiment only when those cross too. Until then

@@ -17,11 +17,16 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rollout.core.state import StateError
+from rollout.core.state import PRIVATE_OUTPUT, StateError
 
 FORMAT = 3
 """Version of the running evidence's layout. Evidence of an older layout (no `format`) has no
 fingerprints: every test restarts once, recorded, rather than continue on numbers of unknown meaning."""
+
+
+STORED = PRIVATE_OUTPUT
+"""Where the running evidence is stored (the resource's output beside the record; `evidence.running` inside
+the engine): unreadable parts are named from there."""
 
 
 class EvidenceError(StateError):
@@ -52,16 +57,16 @@ class Running:
             return
         running = evidence.get("running", {})
         if not isinstance(running, Mapping):
-            raise EvidenceError("evidence.running", f"must be a mapping, got {type(running).__name__}")
+            raise EvidenceError(STORED, f"must be a mapping, got {type(running).__name__}")
         if "format" not in running and running:
             self.restarted.append("every test (evidence from an older version of the algorithm)")
             self.legacy = True
             return
         if running.get("format", FORMAT) != FORMAT:
-            raise EvidenceError("evidence.running.format", f"must be {FORMAT}, got {running.get('format')!r}")
+            raise EvidenceError(f"{STORED}.format", f"must be {FORMAT}, got {running.get('format')!r}")
         tests = running.get("tests", {})
         if not isinstance(tests, Mapping):
-            raise EvidenceError("evidence.running.tests", f"must be a mapping, got {type(tests).__name__}")
+            raise EvidenceError(f"{STORED}.tests", f"must be a mapping, got {type(tests).__name__}")
         self._old = tests
 
     def take(self, name: str, print_: str, size: int) -> list[float] | None:
@@ -70,7 +75,7 @@ class Running:
         entry = self._old.get(name)
         if entry is None:
             return None
-        where = f"evidence.running.tests.{name}"
+        where = f"{STORED}.tests.{name}"
         if not isinstance(entry, Mapping):
             raise EvidenceError(where, f"must be a mapping, got {type(entry).__name__}")
         stored = entry.get("fingerprint")

@@ -268,10 +268,10 @@ def test_switching_to_sequential_mid_run_counts_none_of_the_data_before() -> Non
 
 
 @pytest.mark.parametrize(("running", "field"), [
-    ("junk", "evidence.running"),
-    ({"format": 3, "tests": []}, "evidence.running.tests"),
-    ({"format": 3, "tests": {f"reward|{V1}|{V2}": {"fingerprint": None}}}, f"evidence.running.tests.reward|{V1}|{V2}"),
-    ({"format": 99, "tests": {}}, "evidence.running.format"),
+    ("junk", "algorithmState"),
+    ({"format": 3, "tests": []}, "algorithmState.tests"),
+    ({"format": 3, "tests": {f"reward|{V1}|{V2}": {"fingerprint": None}}}, f"algorithmState.tests.reward|{V1}|{V2}"),
+    ({"format": 99, "tests": {}}, "algorithmState.format"),
 ])
 def test_malformed_stored_evidence_ends_the_experiment_naming_the_field(running: Any, field: str) -> None:
     spec = spec_of()
@@ -290,4 +290,4 @@ def test_a_test_whose_state_has_the_wrong_numbers_is_named() -> None:
     tests[name] = {**tests[name], "state": [1.0, math.nan]}
     broken = state.evolve(evidence={**state.evidence, "running": {**state.evidence["running"], "tests": tests}})
     after = iterate(spec, snap(iris_v1=observed(280.0), iris_v2=observed(400.0)), broken, state.last_iteration_at + 10)
-    assert after.stage == FAILED and f"evidence.running.tests.{name}.state" in after.messages[0]
+    assert after.stage == FAILED and f"algorithmState.tests.{name}.state" in after.messages[0]
