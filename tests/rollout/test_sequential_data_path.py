@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from components.metrics.seldon import FEEDBACK_REWARD_METRIC
+from components.metrics.seldon import FEEDBACK_REWARD_METRIC, LIBRARY_METRICS
 from rollout.core.decision import Decision
 from rollout.core.outcomes import Failed, NoData, Observed, Outcome, Snapshot
 from rollout.core.spec import ExperimentSpec
@@ -130,6 +130,13 @@ def test_a_sum_of_values_sent_to_the_count_test_is_refused_naming_the_key() -> N
     with pytest.raises(SpecError, match=r"rewards\[0\]\.metric"):
         parse_experiment(_reward_spec(undeclared))  # what it sums is unknown: not taken for events
     parse_experiment(_reward_spec(FEEDBACK_REWARD_METRIC))  # the library's: per-look means per feedback call
+
+
+def test_the_metric_library_declares_what_each_metric_is() -> None:
+    kinds = {m["name"]: m.get("kind") for m in LIBRARY_METRICS}
+    assert kinds["user-engagement"] == "events" and kinds["feedback-reward"] == "values"
+    assert None not in kinds.values(), kinds
+    assert FEEDBACK_REWARD_METRIC["sampleSize"] == "user-engagement"  # the feedback calls it sums over
 
 
 def test_the_librarys_reward_by_value_decides_the_same_in_cents_and_in_dollars() -> None:
