@@ -21,7 +21,9 @@ from rollout.core.state import PRIVATE_OUTPUT, StateError
 
 FORMAT = 3
 """Version of the running evidence's layout. Evidence of an older layout (no `format`) has no
-fingerprints: every test restarts once, recorded, rather than continue on numbers of unknown meaning."""
+fingerprints: every test restarts once, recorded, rather than continue on numbers of unknown meaning.
+A change of any test's numbers (their count or meaning) needs a new FORMAT and a way to read the old one:
+otherwise running experiments would end on evidence they can no longer read."""
 
 
 STORED = PRIVATE_OUTPUT
