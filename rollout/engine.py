@@ -176,7 +176,7 @@ def iterate(spec: ExperimentSpec, snapshot: Snapshot, state: ExperimentState, no
                             consecutive_errors=0, last_iteration_at=now, stage=PAUSED, messages=(message,),
                             history=_record(state, spec, snapshot, now, iteration=state.iteration, held=True,
                                             weights=dict(state.weights), winner=None, reason=message,
-                                            values=values, frozen=True, **unmet(assessments)))
+                                            values=values, frozen=True, **restarted, **unmet(assessments)))
     if rolled_back:
         reason = "; ".join(f"{a.version} broke {', '.join(a.broken)}" for a in rolled_back)
         weights = baseline_only(spec)
