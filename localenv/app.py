@@ -11,7 +11,8 @@ from typing import Any
 from localenv.cluster import ClusterSource
 from localenv.executor import Executors
 from localenv.faults import Faults
-from localenv.gateway import Gateway
+from localenv.gateway import Gateway, Upstreams
+from localenv.kserve import ModelServers
 from localenv.load import Loads
 from localenv.models import Model, train_models
 from localenv.server import DataPlaneHTTPServer, Handlers
@@ -30,11 +31,14 @@ class DataPlane:
         self.models = models if models is not None else train_models()
         self.faults = Faults()
         self.executors = Executors(self.models, self.faults)
-        self.gateway = Gateway(self.executors)
+        self.model_servers = ModelServers(self.models, self.faults)
+        self.upstreams = Upstreams(self.executors, self.model_servers)
+        self.gateway = Gateway(self.upstreams)
         self.loads = Loads(lambda: self.url)
-        self.sync = Sync(source, self.gateway, self.executors, self.loads, poll_seconds)
+        self.sync = Sync(source, self.gateway, self.executors, self.loads, poll_seconds, self.model_servers,
+                         self.upstreams)
         handlers = Handlers(self.gateway, self.executors, self.faults, self.status,
-                            self.sync.synced.is_set)
+                            self.sync.synced.is_set, self.model_servers, self.upstreams)
         self._http = DataPlaneHTTPServer((host, port), handlers)
         self._threads: list[threading.Thread] = []
         self._started_at = time.time()
@@ -87,6 +91,13 @@ class DataPlane:
             "served": [{"namespace": m.namespace, "deployment": m.deployment, "predictor": m.predictor,
                         "implementation": m.implementation, "modelUri": m.model_uri}
                        for m in self.executors.served().values()],
+            "inferenceServices": [{"namespace": s.isvc.namespace, "name": s.isvc.name, "service": s.isvc.service,
+                                   "modelFormat": s.isvc.model_format, "storageUri": s.isvc.storage_uri,
+                                   "pod": s.pod} for s in self.model_servers.servers()],
+            "httpRoutes": [{"namespace": r.namespace, "name": r.name, "hostnames": list(r.hostnames),
+                            "rules": [[{"namespace": b.namespace, "service": b.service, "weight": b.weight,
+                                        "invalid": b.reason} for b in rule.backends] for rule in r.rules]}
+                           for r in self.gateway.http_routes()],
             "routed": self.gateway.routed(),
             "loads": self.loads.stats(),
             "faults": {ns: f.to_json() for ns, f in self.faults.snapshot().items()},

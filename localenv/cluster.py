@@ -3,7 +3,10 @@
 `ApiServerSource` keeps a cache of each kind with the official `kubernetes` client (list, then
 watch from the list's resourceVersion; kubeconfig and TLS are the library's); `ManifestSource`
 reads YAML manifests from a directory (e.g. a benchmark's fixed objects). Tests use a fake with the
-same three methods.
+same three methods. A source may also have `inference_services()`, `http_routes()`,
+`reference_grants()` (KServe and Gateway API objects, all namespaces), `write_route_status()`
+(an HTTPRoute's status through the status subresource) and `gateway_addresses()`: the sync uses
+them when the source has them.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
+import urllib3
 import yaml
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from localenv.watch import WatchedKind
 
@@ -23,6 +28,8 @@ ISTIO_GROUP = "networking.istio.io"
 SELDON_GROUP = "machinelearning.seldon.io"
 GATEWAY_NAMESPACE = "istio-system"
 GATEWAY_SERVICE = "istio-ingressgateway"
+KSERVE_GROUP = "serving.kserve.io"
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 
 Obj = dict[str, Any]
 
@@ -79,6 +86,7 @@ class ApiServerSource:
         configuration.retries = False  # the watch loops retry, with backoff; urllib3 should not
         self._api = client.ApiClient(configuration)
         custom = client.CustomObjectsApi(self._api)
+        self._custom = custom
         self._first_list = first_list_seconds
         self.changed = threading.Event()
         """Set whenever any kind's cache changes (one event shared by all kinds)."""
@@ -93,6 +101,15 @@ class ApiServerSource:
             "jobs": WatchedKind(
                 "Jobs in default", client.BatchV1Api(self._api).list_namespaced_job,
                 dict(namespace=ROUTING_NAMESPACE), self.changed),
+            "inferenceservices": WatchedKind(
+                "InferenceServices", custom.list_cluster_custom_object,
+                dict(group=KSERVE_GROUP, version="v1beta1", plural="inferenceservices"), self.changed),
+            "httproutes": WatchedKind(
+                "HTTPRoutes", custom.list_cluster_custom_object,
+                dict(group=GATEWAY_API_GROUP, version="v1", plural="httproutes"), self.changed),
+            "referencegrants": WatchedKind(
+                "ReferenceGrants", custom.list_cluster_custom_object,
+                dict(group=GATEWAY_API_GROUP, version="v1beta1", plural="referencegrants"), self.changed),
             "gateway": WatchedKind(
                 f"Service {GATEWAY_NAMESPACE}/{GATEWAY_SERVICE}", client.CoreV1Api(self._api).list_namespaced_service,
                 dict(namespace=GATEWAY_NAMESPACE, field_selector=f"metadata.name={GATEWAY_SERVICE}"), self.changed),
@@ -121,6 +138,24 @@ class ApiServerSource:
 
     def jobs(self) -> list[Obj]:
         return self._items("jobs")
+
+    def inference_services(self) -> list[Obj]:
+        return self._items("inferenceservices")
+
+    def http_routes(self) -> list[Obj]:
+        return self._items("httproutes")
+
+    def reference_grants(self) -> list[Obj]:
+        return self._items("referencegrants")
+
+    def write_route_status(self, namespace: str, name: str, status: Obj) -> None:
+        """Replace an HTTPRoute's `status` through the status subresource (a merge patch of `status`)."""
+        try:
+            self._custom.patch_namespaced_custom_object_status(
+                GATEWAY_API_GROUP, "v1", namespace, "httproutes", name, {"status": status},
+                _request_timeout=(5.0, 10.0))
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
+            raise ClusterUnavailable(f"HTTPRoute {namespace}/{name}: cannot write status: {err}") from err
 
     def gateway_addresses(self) -> set[str]:
         """The istio-ingressgateway Service's cluster IPs, if the Service exists; never waits."""
@@ -167,6 +202,15 @@ class ManifestSource:
 
     def jobs(self) -> list[Obj]:
         return self._of_kind("Job", "batch/", ROUTING_NAMESPACE)
+
+    def inference_services(self) -> list[Obj]:
+        return self._of_kind("InferenceService", KSERVE_GROUP + "/")
+
+    def http_routes(self) -> list[Obj]:
+        return self._of_kind("HTTPRoute", GATEWAY_API_GROUP + "/")
+
+    def reference_grants(self) -> list[Obj]:
+        return self._of_kind("ReferenceGrant", GATEWAY_API_GROUP + "/")
 
     def gateway_addresses(self) -> set[str]:
         return {ip for obj in self._of_kind("Service", "v1", GATEWAY_NAMESPACE)

@@ -17,11 +17,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localenv.metrics import ExecutorMetrics, ModelServerMetrics
 from localenv.routes import ServedModel
+
+if TYPE_CHECKING:  # kserve and istio import the executor, which imports this module
+    from localenv.istio import GatewayMetrics
+    from localenv.kserve import ModelServer
 
 EXECUTOR_CONTAINER = "seldon-container-engine"
 EXECUTOR_PORT = 8000
@@ -29,6 +34,7 @@ MODEL_METRICS_PORT = 6000
 IMAGE_TAG = "1.13.1"
 """The tag the operator gives a prepackaged server's image (its `defaultImageVersion`)."""
 DISCOVERY_PATH = "/discovery/targets"
+MESH_DISCOVERY_PATH = "/discovery/mesh-targets"
 TARGET_PATH = re.compile(r"^/pods/([^/]+)/([^/]+)/([^/]+)/prometheus$")
 
 
@@ -113,3 +119,56 @@ def target_groups(pods: list[Pod], address: str) -> list[dict[str, Any]]:
                 "instance": f"{pod.name}:{port}",
             }})
     return groups
+
+
+@dataclass(frozen=True)
+class MeshTarget:
+    """A metrics endpoint of the mesh's pods: the gateway's Envoy or a KServe predictor's model server.
+
+    Listed apart from the Seldon pods (`MESH_DISCOVERY_PATH`): their ports are not named `metrics`,
+    so the seed's job would drop them; `localenv.scrape_config`'s second job scrapes them with the
+    rules of Istio's Prometheus (annotations `prometheus.io/scrape`, `/path`, `/port`).
+    """
+
+    namespace: str
+    pod: str
+    container: str
+    port: int
+    port_name: str
+    metrics_path: str
+    labels: Mapping[str, str]
+    exposition: Callable[[], bytes]
+
+    @property
+    def path(self) -> str:
+        return f"/pods/{self.namespace}/{self.pod}/{self.container}{self.metrics_path}"
+
+    def group(self, address: str) -> dict[str, Any]:
+        pod_labels = {f"__meta_kubernetes_pod_label_{_label_name(k)}": v for k, v in self.labels.items()}
+        return {"targets": [address], "labels": {
+            **pod_labels,
+            "__meta_kubernetes_namespace": self.namespace,
+            "__meta_kubernetes_pod_name": self.pod,
+            "__meta_kubernetes_pod_phase": "Running",
+            "__meta_kubernetes_pod_container_name": self.container,
+            "__meta_kubernetes_pod_container_port_name": self.port_name,
+            "__meta_kubernetes_pod_container_port_number": str(self.port),
+            "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+            "__meta_kubernetes_pod_annotation_prometheus_io_port": str(self.port),
+            "__meta_kubernetes_pod_annotation_prometheus_io_path": self.path,
+            "instance": f"{self.pod}:{self.port}",
+        }}
+
+
+def mesh_targets(gateway: GatewayMetrics, servers: list[ModelServer]) -> list[MeshTarget]:
+    """The gateway's Envoy (`istio-proxy`, 15090 `/stats/prometheus`) and each KServe predictor pod's
+    model server (`kserve-container`, 8080 `/metrics`, as the runtimes' `prometheus.kserve.io` annotations say)."""
+    from localenv.istio import GATEWAY_NAMESPACE, PROXY_CONTAINER, PROXY_PATH, PROXY_PORT
+    from localenv.kserve import CONTAINER, HTTP_PORT, METRICS_PATH
+
+    targets = [MeshTarget(GATEWAY_NAMESPACE, gateway.pod, PROXY_CONTAINER, PROXY_PORT, "http-envoy-prom", PROXY_PATH,
+                          gateway.pod_labels(), gateway.exposition)]
+    for server in sorted(servers, key=lambda s: (s.isvc.namespace, s.pod)):
+        targets.append(MeshTarget(server.isvc.namespace, server.pod, CONTAINER, HTTP_PORT, "http1", METRICS_PATH,
+                                  server.labels(), server.metrics.exposition))
+    return targets

@@ -2,10 +2,13 @@
 
 | method and path | what |
 |---|---|
-| POST /api/v1.0/predictions | through the gateway: routed by the VirtualService for the `Host` header |
+| POST /api/v1.0/predictions | through the gateway: routed by an HTTPRoute or the VirtualService for the `Host` |
+| POST any other path an HTTPRoute answers | through the gateway (e.g. KServe's `/v1/models/<name>:predict`) |
+| POST /services/<ns>/<service>/<path> | straight to that Service's pod (no routing, no gateway metrics) |
 | POST /seldon/<ns>/<deployment>/api/v1.0/predictions | straight to that executor (no routing) |
 | POST /seldon/<ns>/<deployment>/api/v1.0/feedback | feedback to that executor |
-| GET /discovery/targets | Prometheus HTTP service discovery of the pods' metrics endpoints |
+| GET /discovery/targets | Prometheus HTTP service discovery of the Seldon pods' metrics endpoints |
+| GET /discovery/mesh-targets | the same for the gateway's Envoy and the KServe predictor pods |
 | GET /pods/<ns>/<pod>/<container>/prometheus | one container's metrics (executor or model server) |
 | GET /healthz | `ok` once the cluster has been read; 503 before |
 | GET /admin/status | routes, served models, predictions routed per destination, loads, faults |
@@ -21,14 +24,16 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from localenv.discovery import DISCOVERY_PATH, TARGET_PATH, target_groups
+from localenv.discovery import DISCOVERY_PATH, MESH_DISCOVERY_PATH, TARGET_PATH, mesh_targets, target_groups
 from localenv.executor import Executors, Reply, failure
 from localenv.faults import BadFaults, Faults, parse_faults
-from localenv.gateway import Gateway
+from localenv.gateway import Gateway, Upstreams
+from localenv.kserve import ModelServers
 from localenv.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
+SERVICE_PATH = re.compile(r"^/services/([^/]+)/([^/]+)(/.*)$")
 SELDON_PATH = re.compile(r"^/seldon/([^/]+)/([^/]+)/api/v1\.0/(predictions|feedback)$")
 GATEWAY_PATH = "/api/v1.0/predictions"
 MAX_BODY = 1 << 20
@@ -38,7 +43,10 @@ class Handlers:
     """What the HTTP layer calls; built by `app.DataPlane`."""
 
     def __init__(self, gateway: Gateway, executors: Executors, faults: Faults,
-                 status: Callable[[], dict[str, Any]], synced: Callable[[], bool]) -> None:
+                 status: Callable[[], dict[str, Any]], synced: Callable[[], bool], model_servers: ModelServers,
+                 upstreams: Upstreams) -> None:
+        self.model_servers = model_servers
+        self.upstreams = upstreams
         self.gateway = gateway
         self.executors = executors
         self.faults = faults
@@ -46,8 +54,15 @@ class Handlers:
         self.synced = synced
 
     def post(self, path: str, host: str, body: bytes) -> Reply:
-        if path == GATEWAY_PATH:
-            return self.gateway.predict(host, body)
+        if path == "/admin/faults":
+            return self.set_faults(body)
+        match = SERVICE_PATH.match(path)
+        if match:
+            namespace, service, rest = match.groups()
+            upstream = self.upstreams.find(namespace, service)
+            if upstream is None:
+                return failure(503, "NO_HEALTHY_UPSTREAM", f"no pod serves Service {namespace}/{service}")
+            return upstream.call(rest, body)
         match = SELDON_PATH.match(path)
         if match:
             namespace, deployment, service = match.groups()
@@ -57,12 +72,17 @@ class Handlers:
             if service == "feedback":
                 return self.executors.feedback(served, body)
             return self.executors.predict(served, body)
-        if path == "/admin/faults":
-            return self.set_faults(body)
-        return failure(404, "NOT_FOUND", f"no such path {path}")
+        forwarded = self.gateway.forward(path, host, body)
+        if forwarded is not None:
+            return forwarded
+        self.gateway.metrics.request(None, None, 404, "NR", 0.0)
+        return failure(404, "NO_ROUTE", f"no route for host {host!r} and path {path}")
 
     def exposition(self, path: str) -> bytes | None:
         """The metrics of the container `path` names, if that pod is current."""
+        for target in mesh_targets(self.gateway.metrics, self.model_servers.servers()):
+            if target.path == path:
+                return target.exposition()
         match = TARGET_PATH.match(path)
         if match:
             namespace, name, container = match.groups()
@@ -123,6 +143,10 @@ class _Handler(BaseHTTPRequestHandler):
             host, port = self.server.server_address[:2]
             groups = target_groups(handlers.executors.pods(), f"{host!s}:{port}")
             self._send(200, json.dumps(groups).encode(), "application/json")
+        elif path == MESH_DISCOVERY_PATH:
+            host, port = self.server.server_address[:2]
+            targets = mesh_targets(handlers.gateway.metrics, handlers.model_servers.servers())
+            self._send(200, json.dumps([t.group(f"{host!s}:{port}") for t in targets]).encode(), "application/json")
         elif path == "/healthz":
             synced = handlers.synced()
             self._send(200 if synced else 503, b"ok\n" if synced else b"not synced with the cluster yet\n",

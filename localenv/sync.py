@@ -15,13 +15,16 @@ from typing import Any
 from localenv.cluster import ClusterSource, ClusterUnavailable
 from localenv.executor import Executors
 from localenv.fortio import FortioRun, UnsupportedLoad, fortio_run
-from localenv.gateway import Gateway
+from localenv.gateway import Gateway, Upstreams
+from localenv.httproute import Grant, HttpRoute, http_route, reference_grant, route_status
+from localenv.kserve import InferenceService, ModelServers, inference_service
 from localenv.load import Loads
 from localenv.routes import BadObject, RouteTable, ServedModel, route_table, served_model
 
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 5.0
+Obj = dict[str, Any]
 
 
 def job_key(job: dict[str, Any]) -> str:
@@ -33,10 +36,12 @@ class Sync:
     """`run_once` reads the source; `run` repeats it on every change (or `interval`) until stopped."""
 
     def __init__(self, source: ClusterSource, gateway: Gateway, executors: Executors, loads: Loads,
-                 interval: float) -> None:
+                 interval: float, model_servers: ModelServers, upstreams: Upstreams) -> None:
         self._source = source
         self._gateway = gateway
         self._executors = executors
+        self._model_servers = model_servers
+        self._upstreams = upstreams
         self._loads = loads
         self._interval = interval
         self._changed: threading.Event | None = getattr(source, "changed", None)
@@ -57,10 +62,15 @@ class Sync:
             self._problems[topic] = problem
             log.warning("%s: %s", topic, problem)
 
-    def _routes(self) -> RouteTable | None:
+    def _optional(self, kind: str) -> list[Obj]:
+        """A kind only some sources have (KServe, Gateway API): empty for the others."""
+        read = getattr(self._source, kind, None)
+        return list(read()) if read is not None else []
+
+    def _routes(self, quiet: bool) -> RouteTable | None:
         vs = self._source.virtual_service()
         if vs is None:
-            self._note("routing-rule", "no VirtualService default/routing-rule")
+            self._note("routing-rule", None if quiet else "no VirtualService default/routing-rule")
             return None
         try:
             table = route_table(vs)
@@ -82,6 +92,57 @@ class Sync:
             else:
                 self._note(topic, None)
         return served
+
+    def _inference_services(self, objects: list[Obj]) -> list[InferenceService]:
+        found = []
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            topic = f"InferenceService {meta.get('namespace')}/{meta.get('name')}"
+            try:
+                found.append(inference_service(obj))
+            except BadObject as err:
+                self._note(topic, str(err))
+            else:
+                self._note(topic, None)
+        return found
+
+    def _http_routes(self, objects: list[Obj], grant_objects: list[Obj]) -> list[tuple[Obj, HttpRoute]]:
+        grants: list[Grant] = []
+        for obj in grant_objects:
+            try:
+                grants.append(reference_grant(obj))
+            except BadObject as err:
+                self._note("ReferenceGrant", str(err))
+        routes = []
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            topic = f"HTTPRoute {meta.get('namespace')}/{meta.get('name')}"
+            try:
+                route = http_route(obj, grants, self._upstreams.exists)
+            except BadObject as err:
+                self._note(topic, str(err))
+                continue
+            self._note(topic, "; ".join(b.message for b in route.invalid()) or None)
+            routes.append((obj, route))
+        return routes
+
+    def _write_statuses(self, routes: list[tuple[Obj, HttpRoute]]) -> None:
+        """Each route's status through the status subresource, when it changed (sources that can)."""
+        write = getattr(self._source, "write_route_status", None)
+        if write is None:
+            return
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for obj, route in routes:
+            current = obj.get("status") or {}
+            status = route_status(route, current, now)
+            if status == current:
+                continue
+            try:
+                write(route.namespace, route.name, status)
+            except ClusterUnavailable as err:
+                self._note(f"HTTPRoute {route.namespace}/{route.name} status", str(err))
+            else:
+                self._note(f"HTTPRoute {route.namespace}/{route.name} status", None)
 
     def _load_specs(self) -> dict[str, FortioRun]:
         wanted = {}
@@ -107,7 +168,9 @@ class Sync:
         """One pass. On a read failure nothing changes (the last known state stays in force)."""
         with self._lock:
             try:
-                table, served, loads = self._routes(), self._served(), self._load_specs()
+                route_objects, grant_objects = self._optional("http_routes"), self._optional("reference_grants")
+                isvc_objects = self._optional("inference_services")
+                table, served, loads = self._routes(bool(route_objects)), self._served(), self._load_specs()
             except ClusterUnavailable as err:
                 self.last_error = str(err)
                 self._note("cluster", str(err))
@@ -115,8 +178,18 @@ class Sync:
             self._note("cluster", None)
             self.last_error = None
             self._executors.update(served)
+            for server in self._model_servers.update(self._inference_services(isvc_objects)):
+                log.info("%s/%s now serves %s (%s) in pod %s", server.isvc.namespace, server.isvc.name,
+                         server.isvc.model_format, server.isvc.storage_uri, server.pod)
             if self._gateway.update(table) and table:
                 log.info("routes: %s", ", ".join(f"{d.host}={d.weight}" for d in table.destinations))
+            routes = self._http_routes(route_objects, grant_objects)
+            if self._gateway.update_http_routes(tuple(route for _, route in routes)):
+                for _, route in routes:
+                    log.info("HTTPRoute %s/%s: %s", route.namespace, route.name, "; ".join(
+                        ", ".join(f"{b.host}={b.weight}{' (' + b.reason + ')' if b.reason else ''}"
+                                  for b in rule.backends) for rule in route.rules))
+            self._write_statuses(routes)
             self._loads.reconcile(loads, self._gateway_addresses())
             self.passes += 1
             self.synced.set()
