@@ -1,0 +1,106 @@
+"""KServe and Gateway API objects in a real local API server drive the data plane (watches), and the
+HTTPRoute's status is written through the status subresource. Needs etcd and kube-apiserver
+(skipped without). The kinds' CRDs are the cluster's when it serves them (the toolchain's, from
+their sources), else this test's stand-ins (`data/mesh-crds.yaml`)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from testbed.toolchain import LocalCluster
+from tests.localenv.helpers import wait_for
+from tests.localenv.mesh import HOST, V1_PAYLOAD, backend, http_route, inference_service, reference_grant
+from tests.localenv.test_cli import START_TIMEOUT, read_line
+from tests.localenv.test_local_cluster import apply, namespace
+
+REPO = Path(__file__).resolve().parents[2]
+BASELINE, CANDIDATE = "localenv-mesh-baseline", "localenv-mesh-candidate"
+KINDS = ("httproutes.gateway.networking.k8s.io", "referencegrants.gateway.networking.k8s.io",
+         "inferenceservices.serving.kserve.io")
+
+
+def route(baseline: int, candidate: int) -> dict[str, Any]:
+    return http_route(backend(BASELINE, baseline), backend(CANDIDATE, candidate), name="localenv-mesh")
+
+
+@pytest.fixture
+def mesh_objects(local_cluster: LocalCluster) -> Iterator[LocalCluster]:
+    missing = [k for k in KINDS if local_cluster.kubectl("get", "crd", k, check=False).returncode != 0]
+    if missing:
+        local_cluster.kubectl("apply", "-f", str(Path(__file__).parent / "data" / "mesh-crds.yaml"))
+        local_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                              *[f"crd/{k}" for k in missing])
+    apply(local_cluster, namespace(BASELINE), namespace(CANDIDATE), inference_service(BASELINE, "sklearn"),
+          inference_service(CANDIDATE, "xgboost"), reference_grant(BASELINE), route(9, 1))
+    yield local_cluster
+    local_cluster.kubectl("delete", "--ignore-not-found", "-n", "default", "httproute/localenv-mesh", check=False)
+    for ns in (BASELINE, CANDIDATE):
+        local_cluster.kubectl("delete", "--ignore-not-found", "-n", ns, "inferenceservice/iris",
+                              "referencegrant/allow-default-routes", check=False)
+    local_cluster.kubectl("delete", "--ignore-not-found", "--wait=false", f"namespace/{BASELINE}",
+                          f"namespace/{CANDIDATE}", check=False)
+
+
+@pytest.fixture
+def plane_url(mesh_objects: LocalCluster, tmp_path: Path) -> Iterator[str]:
+    with open(tmp_path / "localenv.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "localenv", "--kubeconfig", str(mesh_objects.kubeconfig),
+                                 "--listen", "127.0.0.1:0"], cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=log)
+        try:
+            yield read_line(proc, START_TIMEOUT).split(": ", 1)[1].strip()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            assert proc.stdout is not None
+            proc.stdout.close()
+    text = (tmp_path / "localenv.log").read_text()
+    assert "Traceback" not in text, text
+
+
+def resolved_refs(cluster: LocalCluster) -> dict[str, Any] | None:
+    obj = json.loads(cluster.kubectl("get", "httproute", "localenv-mesh", "-n", "default", "-o", "json").stdout)
+    for parent in (obj.get("status") or {}).get("parents") or []:
+        for condition in parent.get("conditions") or []:
+            if condition["type"] == "ResolvedRefs":
+                found: dict[str, Any] = condition
+                return found
+    return None
+
+
+def codes(http: requests.Session, url: str, n: int) -> Counter[int]:
+    return Counter(http.post(f"{url}/v1/models/iris:predict", json=V1_PAYLOAD, headers={"Host": HOST},
+                             timeout=10).status_code for _ in range(n))
+
+
+def test_reference_grant_status_and_weights_through_the_api_server(mesh_objects: LocalCluster, plane_url: str,
+                                                                   http: requests.Session) -> None:
+    cluster, url = mesh_objects, plane_url
+    condition = wait_for(lambda: resolved_refs(cluster), 10, "the route's status")
+    assert (condition["status"], condition["reason"]) == ("False", "RefNotPermitted")
+    assert CANDIDATE in condition["message"]
+    assert codes(http, url, 10) == Counter({200: 9, 500: 1}), "the candidate's share without a grant: 500"
+
+    apply(cluster, reference_grant(CANDIDATE))
+    wait_for(lambda: (resolved_refs(cluster) or {}).get("status") == "True", 10, "ResolvedRefs True")
+    assert codes(http, url, 10) == Counter({200: 10})
+
+    apply(cluster, route(0, 1))
+    status: dict[str, Any] = {}
+    wait_for(lambda: status.update(http.get(f"{url}/admin/status", timeout=10).json()) or
+             [b["weight"] for b in status["httpRoutes"][0]["rules"][0]] == [0, 1], 10, "the new weights")
+    answers = [http.post(f"{url}/v1/models/iris:predict", json=V1_PAYLOAD, headers={"Host": HOST},
+                         timeout=10).json()["predictions"][0] for _ in range(5)]
+    assert all(isinstance(a, list) and len(a) == 3 for a in answers), "all to the xgboost candidate"
