@@ -23,23 +23,37 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.contenders import CONTENDERS, Run, run_one
-from benchmarks.report import Figures, Target, render_markdown, table, write_plot
+from benchmarks.dataworlds import DATA_CONTENDERS, WORLDS, DataWorld, run_world, world_by_key
+from benchmarks.report import Figures, Target, data_section, render_markdown, replace_data_section, table, write_plot
 from benchmarks.targets import BUDGETS, targets
 from benchmarks.world import SCENARIOS, Scenario
 
 RUNS, NULL_RUNS, NULL_SEQUENTIAL_RUNS = 400, 500, 2000
 """Runs per cell; equal-version scenarios get more (the level's confidence interval), most for sequential."""
+DATA_RUNS, DATA_SEQUENTIAL_RUNS, LONG_RUNS = 100, 400, 100
+"""Runs per cell of a data-path world (benchmarks/dataworlds.py): 400 for sequential, enough for a 95% CI whose
+upper end is under 1% when it never errs; the 1000-look world (7 s a run) gets fewer."""
+QUICK_SCALE = 0.1
+"""`--quick`: every cell at this share of its runs (at least MIN_RUNS): a few minutes on 2 cores, figures only
+indicative (the CIs are too wide for the <= 1% targets)."""
+MIN_RUNS = 20
 CHUNK = 100
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def runs_for(scenario: Scenario, contender: str, scale: float) -> int:
-    base = (NULL_SEQUENTIAL_RUNS if contender == "sequential" else NULL_RUNS) if scenario.null else RUNS
-    return max(CHUNK // 10, round(base * scale))
+def runs_for(scenario: Scenario | DataWorld, contender: str, scale: float) -> int:
+    if isinstance(scenario, DataWorld):
+        base = LONG_RUNS if scenario.looks else DATA_SEQUENTIAL_RUNS if contender == "sequential" else DATA_RUNS
+    else:
+        base = (NULL_SEQUENTIAL_RUNS if contender == "sequential" else NULL_RUNS) if scenario.null else RUNS
+    return max(MIN_RUNS if isinstance(scenario, DataWorld) else CHUNK // 10, round(base * scale))
 
 
 def _chunk(args: tuple[str, str, int, int, int]) -> list[Run]:
     key, contender, looks, first, count = args
+    if key.startswith("data:"):
+        world = world_by_key(key.removeprefix("data:"))
+        return [run_world(world, contender, looks, i) for i in range(first, first + count)]
     scenario = next(s for s in SCENARIOS if s.key == key)
     return [run_one(scenario, contender, looks, i) for i in range(first, first + count)]
 
@@ -52,10 +66,11 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def figures(scenario: Scenario, budget: str, contender: str, runs: list[Run]) -> Figures:
+def figures(scenario: Scenario | DataWorld, budget: str, contender: str, runs: list[Run]) -> Figures:
     base = scenario.versions[0]
     bad = {v.name for v in scenario.versions[1:] if v.reward <= base.reward or v.breaks_objective}
-    total = 100.0 * BUDGETS[budget] * scenario.cadence
+    looks = scenario.looks if isinstance(scenario, DataWorld) and scenario.looks else BUDGETS[budget]
+    total = 100.0 * looks * scenario.cadence
 
     def share(names: tuple[str, ...]) -> float | None:
         if not names:
@@ -84,31 +99,48 @@ def as_json(rows: list[Figures]) -> dict[str, object]:
     return {"budgets": out}
 
 
-def simulate(scale: float, workers: int) -> list[Figures]:
+def _cells(worlds: bool, exact: bool) -> list[tuple[str, Scenario | DataWorld, str, str, int]]:
+    """(job key, scenario or world, budget, contender, looks) of every cell to run."""
+    cells: list[tuple[str, Scenario | DataWorld, str, str, int]] = []
+    for budget, looks in BUDGETS.items():
+        if exact:
+            cells += [(s.key, s, budget, c, looks) for s in SCENARIOS for c in CONTENDERS]
+        if worlds:
+            cells += [(f"data:{w.key}", w, budget, c, looks) for w in WORLDS if budget in w.budgets
+                      for c in DATA_CONTENDERS]
+    return cells
+
+
+def simulate(scale: float, workers: int, worlds: bool = True, exact: bool = True) -> list[Figures]:
+    cells = _cells(worlds, exact)
     jobs = []
-    for scenario in SCENARIOS:
-        for looks in BUDGETS.values():
-            for contender in CONTENDERS:
-                runs = runs_for(scenario, contender, scale)
-                jobs += [(scenario.key, contender, looks, first, min(CHUNK, runs - first))
-                         for first in range(0, runs, CHUNK)]
+    for key, scenario, _budget, contender, looks in cells:
+        runs = runs_for(scenario, contender, scale)
+        chunk = CHUNK if not isinstance(scenario, DataWorld) else 10 if scenario.looks else 25
+        jobs += [(key, contender, looks, first, min(chunk, runs - first)) for first in range(0, runs, chunk)]
+    jobs.sort(key=lambda job: -job[4] * (1000 if job[0] == "data:long-null" else job[2]))  # long ones first
     results: dict[tuple[str, str, int], list[Run]] = {}
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        for job, chunk in zip(jobs, pool.map(_chunk, jobs), strict=True):
-            results.setdefault((job[0], job[1], job[2]), []).extend(chunk)
-    return [figures(s, budget, c, results[(s.key, c, looks)])
-            for budget, looks in BUDGETS.items() for s in SCENARIOS for c in CONTENDERS]
+        for job, chunk_runs in zip(jobs, pool.map(_chunk, jobs), strict=True):
+            results.setdefault((job[0], job[1], job[2]), []).extend(chunk_runs)
+    return [figures(s, budget, c, results[(key, c, looks)]) for key, s, budget, c, looks in cells]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every run count (0.1 for a smoke run)")
+    parser.add_argument("--quick", action="store_true", help=f"--scale {QUICK_SCALE} (a few minutes; indicative)")
+    parser.add_argument("--only", choices=("exact", "worlds"), help="only the exact-count scenarios, or only the "
+                        "data-path worlds (the targets of the other part are then not checked)")
+    parser.add_argument("--docs-worlds", action="store_true",
+                        help="rewrite only the data-path worlds' section of docs/decisions.md")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=ROOT / "build", help="where decisions.json and .md go")
     parser.add_argument("--docs", action="store_true", help="also rewrite docs/decisions.md and docs/decisions.png")
     args = parser.parse_args()
     started = time.monotonic()
-    rows = simulate(args.scale, args.workers)
+    scale = QUICK_SCALE if args.quick else args.scale
+    rows = simulate(scale, args.workers, worlds=args.only != "exact", exact=args.only != "worlds")
     elapsed = time.monotonic() - started
     checks: list[Target] = targets(rows)
     for budget in BUDGETS:
@@ -120,12 +152,20 @@ def main() -> int:
     print(f"\n{experiments} simulated experiments in {elapsed:.0f} s with {args.workers} worker(s)")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "decisions.json").write_text(json.dumps(as_json(rows), indent=1) + "\n")
-    text = render_markdown(rows, checks, elapsed, args.workers, experiments)
+    exact = [f for f in rows if f.scenario in {s.key for s in SCENARIOS}]
+    worlds_section = data_section(rows, checks, elapsed, args.workers)
+    text = render_markdown(exact, [t for t in checks if t.name not in worlds_section], elapsed, args.workers,
+                           experiments) if exact else ""
+    text = replace_data_section(text, worlds_section)
     (args.out / "decisions.md").write_text(text)
     print(f"wrote {args.out / 'decisions.json'} and {args.out / 'decisions.md'}")
-    if args.docs:
+    if args.docs_worlds:
+        page = ROOT / "docs" / "decisions.md"
+        page.write_text(replace_data_section(page.read_text(), data_section(rows, checks, elapsed, args.workers)))
+        print("wrote the data-path worlds' section of docs/decisions.md")
+    if args.docs and exact:
         (ROOT / "docs" / "decisions.md").write_text(text)
-        write_plot(ROOT / "docs" / "decisions.png", rows)
+        write_plot(ROOT / "docs" / "decisions.png", exact)
         print("wrote docs/decisions.md and docs/decisions.png")
     return 0
 

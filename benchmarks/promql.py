@@ -30,9 +30,9 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from rollout.metrics.prometheus import Answer, BackendError
+from rollout.metrics.prometheus import Answer, BackendError, PrometheusClient
 
 Labels = frozenset[tuple[str, str]]
 Vector = dict[Labels, float]
@@ -46,21 +46,32 @@ def extrapolated_rate(times: list[int], values: list[float], range_start: int, r
     `times` are the samples inside [range_start, range_end] (ms), oldest first. The steps are those of
     promql/functions.go `extrapolatedRate` at v2.42.0, for float samples.
     """
-    if len(times) < 2:
+    return _extrapolated(times, values, 0, len(times), range_start, range_end, range_seconds, is_counter, is_rate,
+                         resets=True)
+
+
+def _extrapolated(times: list[int], values: list[float], lo: int, hi: int, range_start: int, range_end: int,
+                  range_seconds: float, is_counter: bool, is_rate: bool, resets: bool) -> float | None:
+    """`extrapolated_rate` on times[lo:hi] without copying; `resets` False: the series never drops (the loop
+    over the samples would add nothing, so it is skipped)."""
+    count = hi - lo
+    if count < 2:
         return None
-    result = values[-1] - values[0]
-    if is_counter:
-        previous = values[0]
-        for value in values[1:]:
+    first, last = values[lo], values[hi - 1]
+    result = last - first
+    if is_counter and resets:
+        previous = first
+        for i in range(lo + 1, hi):
+            value = values[i]
             if value < previous:
                 result += previous  # a reset: the counter went on from 0
             previous = value
-    to_start = (times[0] - range_start) / 1000
-    to_end = (range_end - times[-1]) / 1000
-    sampled = (times[-1] - times[0]) / 1000
-    average = sampled / (len(times) - 1)
-    if is_counter and result > 0 and values[0] >= 0:
-        to_zero = sampled * (values[0] / result)
+    to_start = (times[lo] - range_start) / 1000
+    to_end = (range_end - times[hi - 1]) / 1000
+    sampled = (times[hi - 1] - times[lo]) / 1000
+    average = sampled / (count - 1)
+    if is_counter and result > 0 and first >= 0:
+        to_zero = sampled * (first / result)
         if to_zero < to_start:
             to_start = to_zero
     threshold = average * 1.1
@@ -120,11 +131,14 @@ class Series:
     labels: Labels
     times: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    drops: bool = False
+    """A value ever fell below the one before (a reset)."""
+    plain: Labels = frozenset()
+    """The labels without `__name__` (what a function's result keeps)."""
 
-    def window(self, start: int, end: int) -> tuple[list[int], list[float]]:
-        """The samples with start <= t <= end."""
-        lo, hi = bisect.bisect_left(self.times, start), bisect.bisect_right(self.times, end)
-        return self.times[lo:hi], self.values[lo:hi]
+    def window(self, start: int, end: int) -> tuple[int, int]:
+        """Indices lo, hi of the samples with start <= t <= end."""
+        return bisect.bisect_left(self.times, start), bisect.bisect_right(self.times, end)
 
 
 class QueryError(ValueError):
@@ -143,11 +157,13 @@ class TSDB:
         key = frozenset(labels.items())
         series = self.series.get(key)
         if series is None:
-            series = self.series[key] = Series(key)
+            series = self.series[key] = Series(key, plain=frozenset((k, v) for k, v in key if k != NAME))
             self._by_name.setdefault(labels[NAME], []).append(series)
             self._unsorted.add(labels[NAME])
         if series.times and at_ms <= series.times[-1]:
             raise ValueError(f"sample at {at_ms} ms is not after the last one of {dict(labels)}")
+        if series.values and value < series.values[-1]:
+            series.drops = True
         series.times.append(at_ms)
         series.values.append(value)
 
@@ -321,7 +337,20 @@ class _Parser:
         return matchers
 
 
+_MATCHED: dict[tuple[Labels, tuple[tuple[str, str, str], ...]], bool] = {}
+
+
 def _matches(labels: Labels, matchers: list[tuple[str, str, str]]) -> bool:
+    key = (labels, tuple(matchers))
+    known = _MATCHED.get(key)
+    if known is None:
+        if len(_MATCHED) > 100_000:
+            _MATCHED.clear()
+        known = _MATCHED[key] = _match(labels, matchers)
+    return known
+
+
+def _match(labels: Labels, matchers: list[tuple[str, str, str]]) -> bool:
     got = dict(labels)
     for label, op, value in matchers:
         have = got.get(label, "")
@@ -337,10 +366,11 @@ def _range_function(matchers: list[tuple[str, str, str]], seconds: int, is_rate:
         out: Vector = {}
         for series in db.named(matchers[0][2]):
             if _matches(series.labels, matchers[1:]):
-                times, values = series.window(at - 1000 * seconds, at)
-                value = extrapolated_rate(times, values, at - 1000 * seconds, at, float(seconds), True, is_rate)
+                lo, hi = series.window(at - 1000 * seconds, at)
+                value = _extrapolated(series.times, series.values, lo, hi, at - 1000 * seconds, at, float(seconds),
+                                      True, is_rate, series.drops)
                 if value is not None:
-                    out[frozenset((k, v) for k, v in series.labels if k != NAME)] = value
+                    out[series.plain] = value
         return out
     return run
 
@@ -448,6 +478,10 @@ class EmulatedPrometheus:
     db: TSDB
     fault: Callable[[str, float], str | None] | None = None
     queries: int = 0
+
+    def as_client(self) -> PrometheusClient:
+        """This object where a `PrometheusClient` is expected (collect_snapshot calls only `query`)."""
+        return cast(PrometheusClient, self)
 
     def query(self, promql: str, at: float) -> Answer:
         self.queries += 1

@@ -68,6 +68,69 @@ def _scenarios() -> str:
     return "\n".join(lines)
 
 
+BEGIN = "<!-- data-path worlds: begin (benchmarks/decisions.py --docs-worlds) -->"
+END = "<!-- data-path worlds: end -->"
+
+
+def _world_rows() -> str:
+    from benchmarks.dataworlds import WORLDS
+
+    lines = ["| world | what it holds | look every / scrape every | looks |", "|---|---|---:|---:|"]
+    for w in WORLDS:
+        lines.append(f"| {w.key} | {w.title} | {w.cadence} s / {w.scrape} s | {w.looks or 'budget'} |")
+    return "\n".join(lines)
+
+
+def data_section(rows: Sequence[Figures], checks: Sequence[Target], elapsed: float, workers: int) -> str:
+    """The data-path worlds' figures (issue 16) between markers, so that `--docs-worlds` can replace them alone."""
+    from benchmarks.dataworlds import WORLDS
+
+    keys = {w.key for w in WORLDS}
+    ours = [f for f in rows if f.scenario in keys]
+    if not ours:
+        return ""
+    budgets = list(dict.fromkeys(f.budget for f in ours))
+    tables = "\n\n".join(f"#### Budget: {b}\n\n{table([f for f in ours if f.budget == b])}" for b in budgets)
+    names = tuple(f"{b}, {k}:" for b in budgets for k in keys)
+    verdicts = "\n".join(f"- {'PASS' if t.ok else 'MISS'}: {t.name}: {t.value}" for t in checks
+                         if t.name.startswith(names))
+    runs = sum(f.runs for f in ours)
+    return f"""{BEGIN}
+## Data-path worlds (issue 16): the decision reads what Prometheus answers
+
+Each look runs as the provider's update does (`engine.advance` on `collect_snapshot`), the metric library's
+queries answered by `benchmarks/promql.py`: Prometheus v2.42's `increase()`/`rate()` and `histogram_quantile`
+on counters scraped every 15/30/60 s, checked against a real Prometheus to the last bit
+(tests/test_promql_emulation.py). iter8-v2 and the fixed-horizon oracle (even split, exact per-look counts)
+run beside `sequential` on the same worlds. Last run: {runs} simulated experiments in {elapsed:.0f} s with
+{workers} worker(s) (`venv/bin/python benchmarks/decisions.py --only worlds --docs-worlds`).
+
+{_world_rows()}
+
+### Targets (upper end of the 95% Wilson CI; sequential, then iter8-v2 and the oracle)
+
+{verdicts}
+
+### Tables
+
+{tables}
+{END}
+"""
+
+
+def replace_data_section(page: str, section: str) -> str:
+    """`page` with its data-path worlds' section replaced by `section` (inserted before 'How to read the tables'
+    when it has none)."""
+    if BEGIN in page and END in page:
+        head, rest = page.split(BEGIN, 1)
+        return head + section.rstrip("\n") + rest.split(END, 1)[1]
+    anchor = "## How to read the tables"
+    if anchor in page:
+        head, rest = page.split(anchor, 1)
+        return head + section + "\n" + anchor + rest
+    return page.rstrip("\n") + "\n\n" + section
+
+
 def render_markdown(rows: Sequence[Figures], checks: Sequence[Target], elapsed: float, workers: int,
                     experiments: int) -> str:
     budgets = list(dict.fromkeys(f.budget for f in rows))

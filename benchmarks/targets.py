@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from statistics import NormalDist
 
 from benchmarks.bounds import at_the_limit, least_requests, per_request_kl
+from benchmarks.dataworlds import WORLDS
 from benchmarks.report import Figures, Target, pct
 from benchmarks.world import SCENARIOS, Truth
 
@@ -44,8 +45,65 @@ def floor_note(key: str) -> str:
 
 
 def targets(rows: Sequence[Figures]) -> list[Target]:
+    """The targets of the parts that ran: the exact-count scenarios' and the data-path worlds' (issue 16)."""
     by = {(f.budget, f.scenario, f.contender): f for f in rows}
+    out = exact_targets(by) if (LONG, "seed", "sequential") in by else []
+    return out + world_targets(by)
 
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval for a share."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _ci(share: float, runs: int) -> str:
+    low, high = wilson(round(share * runs), runs)
+    return f"{pct(share)} [{pct(low)}, {pct(high)}] in {runs} runs"
+
+
+def world_targets(by: dict[tuple[str, str, str], Figures]) -> list[Target]:
+    """Issue 16's targets on the data-path worlds (benchmarks/dataworlds.py): upper ends of 95% Wilson CIs,
+    every figure beside iter8-v2's and the fixed-horizon oracle's from the same run."""
+    out = []
+
+    def beside(budget: str, key: str, share: Callable[[Figures], float]) -> str:
+        others = [(c, by.get((budget, key, c))) for c in ("iter8-v2", "oracle")]
+        return "; ".join(f"{c} {_ci(share(f), f.runs)}" for c, f in others if f is not None)
+
+    def check(name: str, budget: str, key: str, share: Callable[[Figures], float], limit: float) -> None:
+        f = by.get((budget, key, "sequential"))
+        if f is None:
+            return
+        high = wilson(round(share(f) * f.runs), f.runs)[1]
+        out.append(Target(f"{budget}, {key}: {name} <= {100 * limit:g}% (upper end of the 95% CI)", high <= limit,
+                          f"{_ci(share(f), f.runs)}; {beside(budget, key, share)}"))
+
+    def promoted(f: Figures) -> float:
+        return f.false_promotion
+
+    def rolled(f: Figures) -> float:
+        return f.false_rollback
+
+    for budget in (SEED, LONG):
+        for world in WORLDS:
+            if world.null:
+                check("false promotions of equal versions", budget, world.key, promoted, 0.05)
+        check("healthy candidate (errors 0.8x the limit, bursts of 20) rolled back", budget, "bursty-healthy",
+              rolled, 0.05)
+        check("healthy candidate (p95 200 ms, limit 250 ms) rolled back", budget, "p95-healthy", rolled, 0.05)
+        for key in ("incident-seed", "incident-null"):
+            check("a shared incident rolls back the candidate alone", budget, key, rolled, 0.01)
+        for key in ("bursty-broken", "p95-broken"):
+            check("broken candidate promoted", budget, key, promoted, 0.01)
+    return out
+
+
+def exact_targets(by: dict[tuple[str, str, str], Figures]) -> list[Target]:
     def seq(scenario: str, budget: str = LONG) -> Figures:
         return by[(budget, scenario, "sequential")]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from benchmarks.sampling import binomial, poisson
@@ -188,7 +189,7 @@ class World:
             got.feedback = poisson(rng, truth.reward * seconds)
         return got
 
-    def advance(self, weights: dict[str, int | float], seconds: float) -> dict[str, Counts]:
+    def advance(self, weights: Mapping[str, float], seconds: float) -> dict[str, Counts]:
         """Serve `seconds` of traffic split by `weights` (percent); returns what each version got."""
         out = {}
         for truth in self.scenario.versions:
