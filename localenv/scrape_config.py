@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from localenv.discovery import DISCOVERY_PATH
+from localenv.discovery import DISCOVERY_PATH, MESH_DISCOVERY_PATH
 
 JOB = "kubernetes-pods"
 POD_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
@@ -35,6 +35,34 @@ POD_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
 )
 """Job `kubernetes-pods` of seldon-core-analytics, rule for rule."""
 
+MESH_JOB = "mesh-pods"
+MESH_RELABEL_CONFIGS: tuple[dict[str, Any], ...] = (
+    {"action": "keep", "regex": True, "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]},
+    {"action": "drop", "regex": True,
+     "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape_slow"]},
+    {"action": "replace", "regex": "(https?)",
+     "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scheme"], "target_label": "__scheme__"},
+    {"action": "replace", "regex": "(.+)", "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
+     "target_label": "__metrics_path__"},
+    {"action": "replace", "regex": r"(\d+);(([A-Fa-f0-9]{1,4}::?){1,7}[A-Fa-f0-9]{1,4})", "replacement": "[$2]:$1",
+     "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_port", "__meta_kubernetes_pod_ip"],
+     "target_label": "__address__"},
+    {"action": "replace", "regex": r"(\d+);((([0-9]+?)(\.|$)){4})", "replacement": "$2:$1",
+     "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_port", "__meta_kubernetes_pod_ip"],
+     "target_label": "__address__"},
+    {"action": "labelmap", "regex": "__meta_kubernetes_pod_annotation_prometheus_io_param_(.+)",
+     "replacement": "__param_$1"},
+    {"action": "labelmap", "regex": "__meta_kubernetes_pod_label_(.+)"},
+    {"action": "replace", "source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+    {"action": "replace", "source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+    {"action": "drop", "regex": "Pending|Succeeded|Failed|Completed", "source_labels": ["__meta_kubernetes_pod_phase"]},
+    {"action": "replace", "source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "node"},
+)
+"""Job `kubernetes-pods` of Istio's Prometheus (istio/istio 1.30.3 `samples/addons/prometheus.yaml`),
+rule for rule, renamed (a job name is unique): it scrapes the gateway's Envoy and the KServe pods,
+whose ports the seed's job drops. The address rules need `__meta_kubernetes_pod_ip`, which the
+data plane's targets do not have (they all share its address), so they leave it as it is."""
+
 
 def scrape_config(data_plane_url: str, scrape_interval: str = "1s") -> dict[str, Any]:
     """The whole configuration, as a mapping; `data_plane_url` like `http://127.0.0.1:8080`."""
@@ -46,6 +74,12 @@ def scrape_config(data_plane_url: str, scrape_interval: str = "1s") -> dict[str,
             "http_sd_configs": [{"url": data_plane_url.rstrip("/") + DISCOVERY_PATH,
                                  "refresh_interval": scrape_interval}],
             "relabel_configs": [dict(rule) for rule in POD_RELABEL_CONFIGS],
+        }, {
+            "job_name": MESH_JOB,
+            "honor_labels": True,
+            "http_sd_configs": [{"url": data_plane_url.rstrip("/") + MESH_DISCOVERY_PATH,
+                                 "refresh_interval": scrape_interval}],
+            "relabel_configs": [dict(rule) for rule in MESH_RELABEL_CONFIGS],
         }],
     }
 
