@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -25,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.contenders import CONTENDERS, Run, run_one
 from benchmarks.dataworlds import DATA_CONTENDERS, WORLDS, DataWorld, run_world, world_by_key
 from benchmarks.report import Figures, Target, data_section, render_markdown, replace_data_section, table, write_plot
-from benchmarks.targets import BUDGETS, targets
+from benchmarks.targets import BUDGETS, targets, wilson
 from benchmarks.world import SCENARIOS, Scenario
 
 RUNS, NULL_RUNS, NULL_SEQUENTIAL_RUNS = 400, 500, 2000
@@ -56,14 +55,6 @@ def _chunk(args: tuple[str, str, int, int, int]) -> list[Run]:
         return [run_world(world, contender, looks, i) for i in range(first, first + count)]
     scenario = next(s for s in SCENARIOS if s.key == key)
     return [run_one(scenario, contender, looks, i) for i in range(first, first + count)]
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson interval for a share."""
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def figures(scenario: Scenario | DataWorld, budget: str, contender: str, runs: list[Run]) -> Figures:

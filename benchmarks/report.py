@@ -95,6 +95,13 @@ def data_section(rows: Sequence[Figures], checks: Sequence[Target], elapsed: flo
     verdicts = "\n".join(f"- {'PASS' if t.ok else 'MISS'}: {t.name}: {t.value}" for t in checks
                          if t.name.startswith(names))
     runs = sum(f.runs for f in ours)
+    fewest = min(f.runs for f in ours if f.contender == "sequential")
+    if fewest < 400:
+        runs_note = (f" Sequential cells ran {fewest} times or more: with none wrong, the upper end of the 95% CI "
+                     f"is {100 * 3.84 / (fewest + 3.84):.1f}%, so a <= 1% target cannot PASS below 381 runs, nor a "
+                     "<= 5% one below 73 (a MISS on that count alone says nothing against the algorithm).")
+    else:
+        runs_note = ""
     return f"""{BEGIN}
 ## Data-path worlds (issue 16): the decision reads what Prometheus answers
 
@@ -103,7 +110,7 @@ queries answered by `benchmarks/promql.py`: Prometheus v2.42's `increase()`/`rat
 on counters scraped every 15/30/60 s, checked against a real Prometheus to the last bit
 (tests/test_promql_emulation.py). iter8-v2 and the fixed-horizon oracle (even split, exact per-look counts)
 run beside `sequential` on the same worlds. Last run: {runs} simulated experiments in {elapsed:.0f} s with
-{workers} worker(s) (`venv/bin/python benchmarks/decisions.py --only worlds --docs-worlds`).
+{workers} worker(s) (`venv/bin/python benchmarks/decisions.py --only worlds --docs-worlds`).{runs_note}
 
 {_world_rows()}
 
