@@ -33,7 +33,7 @@ class DataPlane:
         self.executors = Executors(self.models, self.faults)
         self.model_servers = ModelServers(self.models, self.faults)
         self.upstreams = Upstreams(self.executors, self.model_servers)
-        self.gateway = Gateway(self.upstreams)
+        self.gateway = Gateway(self.upstreams, self.executors)
         self.loads = Loads(lambda: self.url)
         self.sync = Sync(source, self.gateway, self.executors, self.loads, poll_seconds, self.model_servers,
                          self.upstreams)

@@ -21,10 +21,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from localenv.istio import IstioMetrics
 from localenv.metrics import ExecutorMetrics, ModelServerMetrics
 from localenv.routes import ServedModel
 
-if TYPE_CHECKING:  # kserve and istio import the executor, which imports this module
+if TYPE_CHECKING:  # kserve imports the executor, which imports this module
     from localenv.istio import GatewayMetrics
     from localenv.kserve import ModelServer
 
@@ -55,13 +56,15 @@ class Pod:
     """The model container's image, `seldonio/sklearnserver:1.13.1`."""
     executor: ExecutorMetrics
     model_server: ModelServerMetrics
+    sidecar: IstioMetrics
+    """The pod's Istio sidecar (listed in the mesh discovery, not in the seed's)."""
 
     @classmethod
     def start(cls, served: ServedModel, image_name: str) -> Pod:
         image = f"{image_name}:{IMAGE_TAG}"
         return cls(served, image, ExecutorMetrics(served.deployment, served.predictor),
                    ModelServerMetrics(served.deployment, served.predictor, served.predictor, served.node, image,
-                                      str(os.getpid())))
+                                      str(os.getpid())), IstioMetrics())
 
     @property
     def deployment_name(self) -> str:
@@ -160,9 +163,10 @@ class MeshTarget:
         }}
 
 
-def mesh_targets(gateway: GatewayMetrics, servers: list[ModelServer]) -> list[MeshTarget]:
-    """The gateway's Envoy (`istio-proxy`, 15090 `/stats/prometheus`) and each KServe predictor pod's
-    model server (`kserve-container`, 8080 `/metrics`, as the runtimes' `prometheus.kserve.io` annotations say)."""
+def mesh_targets(gateway: GatewayMetrics, servers: list[ModelServer], pods: list[Pod]) -> list[MeshTarget]:
+    """The gateway's Envoy (`istio-proxy`, 15090 `/stats/prometheus`), each KServe predictor pod's
+    model server (`kserve-container`, 8080 `/metrics`, as the runtimes' `prometheus.kserve.io` annotations
+    say) and every model pod's sidecar (KServe's and Seldon's `istio-proxy`)."""
     from localenv.istio import GATEWAY_NAMESPACE, PROXY_CONTAINER, PROXY_PATH, PROXY_PORT
     from localenv.kserve import CONTAINER, HTTP_PORT, METRICS_PATH
 
@@ -171,4 +175,9 @@ def mesh_targets(gateway: GatewayMetrics, servers: list[ModelServer]) -> list[Me
     for server in sorted(servers, key=lambda s: (s.isvc.namespace, s.pod)):
         targets.append(MeshTarget(server.isvc.namespace, server.pod, CONTAINER, HTTP_PORT, "http1", METRICS_PATH,
                                   server.labels(), server.metrics.exposition))
+        targets.append(MeshTarget(server.isvc.namespace, server.pod, PROXY_CONTAINER, PROXY_PORT, "http-envoy-prom",
+                                  PROXY_PATH, server.labels(), server.sidecar.exposition))
+    for pod in sorted(pods, key=lambda p: (p.served.namespace, p.name)):
+        targets.append(MeshTarget(pod.served.namespace, pod.name, PROXY_CONTAINER, PROXY_PORT, "http-envoy-prom",
+                                  PROXY_PATH, pod.labels(), pod.sidecar.exposition))
     return targets

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from localenv.balancer import SmoothWeightedRoundRobin
 from localenv.executor import Executors, Reply, failure
 from localenv.httproute import Backend, HttpRoute, select
-from localenv.istio import NO_FLAGS, NO_HEALTHY_UPSTREAM, NO_ROUTE, GatewayMetrics, Workload
+from localenv.istio import (
+    NO_FLAGS,
+    NO_HEALTHY_UPSTREAM,
+    NO_ROUTE,
+    GatewayMetrics,
+    IstioMetrics,
+    Workload,
+    sidecar_labels,
+)
 from localenv.kserve import ModelServers
 from localenv.routes import Destination, RouteTable
 
@@ -35,6 +43,15 @@ class Upstream:
 
     workload: Workload
     call: Callable[[str, bytes], Reply]
+    sidecar: IstioMetrics
+
+    def forward(self, service_host: str, path: str, body: bytes) -> Reply:
+        """Through the pod's sidecar, which reports the request as its destination."""
+        started = time.perf_counter()
+        reply = self.call(path, body)
+        self.sidecar.record(sidecar_labels(service_host, self.workload, reply.status),
+                            (time.perf_counter() - started) * 1000)
+        return reply
 
 
 class Upstreams:
@@ -48,13 +65,14 @@ class Upstreams:
     def find(self, namespace: str, service: str) -> Upstream | None:
         server = self._model_servers.by_service(namespace, service)
         if server is not None:
-            return Upstream(Workload(server.isvc.service, namespace, server.labels()), server.handle)
+            return Upstream(Workload(server.isvc.service, namespace, server.labels()), server.handle, server.sidecar)
         served = self._executors.by_service(namespace, service)
         if served is None:
             return None
         pod = next((p for p in self._executors.pods() if p.served == served), None)
-        labels = pod.labels() if pod is not None else {}
-        workload = Workload(pod.deployment_name if pod is not None else service, namespace, labels)
+        if pod is None:  # replaced by a sync just now
+            return None
+        workload = Workload(pod.deployment_name, namespace, pod.labels())
 
         def call(path: str, body: bytes) -> Reply:
             if path == SELDON_PREDICTIONS:
@@ -62,7 +80,7 @@ class Upstreams:
             if path == SELDON_FEEDBACK:
                 return self._executors.feedback(served, body)
             return failure(404, "NOT_FOUND", f"no such path {path}")
-        return Upstream(workload, call)
+        return Upstream(workload, call, pod.sidecar)
 
     def exists(self, namespace: str, service: str) -> bool:
         return (self._model_servers.by_service(namespace, service) is not None
@@ -70,8 +88,9 @@ class Upstreams:
 
 
 class Gateway:
-    def __init__(self, upstreams: Upstreams, metrics: GatewayMetrics | None = None) -> None:
+    def __init__(self, upstreams: Upstreams, executors: Executors, metrics: GatewayMetrics | None = None) -> None:
         self._upstreams = upstreams
+        self._executors = executors
         self.metrics = metrics if metrics is not None else GatewayMetrics()
         self._lock = threading.Lock()
         self._table: RouteTable | None = None
@@ -148,7 +167,8 @@ class Gateway:
         if upstream is None:
             reply = failure(503, "NO_HEALTHY_UPSTREAM", f"no pod serves {backend.host}")
             return self._record(backend.host, None, reply, NO_HEALTHY_UPSTREAM, started)
-        return self._record(backend.host, upstream.workload, upstream.call(path, body), NO_FLAGS, started)
+        return self._record(backend.host, upstream.workload, upstream.forward(backend.host, path, body), NO_FLAGS,
+                            started)
 
     def predict(self, host_header: str, body: bytes, started: float | None = None) -> Reply:
         """`POST /api/v1.0/predictions` routed by the VirtualService."""
@@ -168,9 +188,24 @@ class Gateway:
         if upstream is None:
             reply = failure(503, "NO_HEALTHY_UPSTREAM", f"no SeldonDeployment serves {destination.host}")
             return self._record(destination.host, None, reply, NO_HEALTHY_UPSTREAM, started)
-        reply = upstream.call(SELDON_PREDICTIONS, body)
+        reply = upstream.forward(destination.host, SELDON_PREDICTIONS, body)
         reply = Reply(reply.status, reply.body, reply.headers + destination.response_headers)
         return self._record(destination.host, upstream.workload, reply, NO_FLAGS, started)
+
+    def seldon(self, namespace: str, deployment: str, path: str, body: bytes) -> Reply:
+        """`/seldon/<ns>/<deployment>/<path>`: the route Seldon's operator adds for each SeldonDeployment
+        (prefix rewritten to `/`, to its predictor Service), through the gateway like any other."""
+        started = time.perf_counter()
+        served = self._executors.get(namespace, deployment)
+        if served is None:
+            reply = failure(503, "NO_HEALTHY_UPSTREAM", f"no SeldonDeployment {namespace}/{deployment}")
+            return self._record(None, None, reply, NO_ROUTE, started)
+        host = f"{served.service}.{namespace}.svc.cluster.local"
+        upstream = self._upstreams.find(namespace, served.service)
+        if upstream is None:
+            reply = failure(503, "NO_HEALTHY_UPSTREAM", f"no pod serves {host}")
+            return self._record(host, None, reply, NO_HEALTHY_UPSTREAM, started)
+        return self._record(host, upstream.workload, upstream.forward(host, path, body), NO_FLAGS, started)
 
     def _record(self, service_host: str | None, workload: Workload | None, reply: Reply, flags: str,
                 started: float) -> Reply:

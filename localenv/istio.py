@@ -8,7 +8,8 @@ one `istio_requests_total` increment and one `istio_request_duration_millisecond
 request, with the 25 labels in the order of `testdata/metric/client_request_total.yaml.tmpl`. The
 buckets are Envoy's defaults (`source/common/stats/histogram_impl.cc`,
 `HistogramSettingsImpl::defaultBuckets`): Istio's bootstrap sets none unless the pod has the
-`sidecar.istio.io/statsHistogramBuckets` annotation.
+`sidecar.istio.io/statsHistogramBuckets` annotation. Each destination pod's sidecar reports the
+same request as a server (`reporter="destination"`, the gateway as the peer, `mutual_tls`).
 """
 
 from __future__ import annotations
@@ -83,12 +84,55 @@ class Workload:
         return f"spiffe://cluster.local/ns/{self.namespace}/sa/{self.service_account}"
 
 
+GATEWAY = Workload(GATEWAY_WORKLOAD, GATEWAY_NAMESPACE,
+                   {"app": GATEWAY_WORKLOAD, "istio": "ingressgateway"}, GATEWAY_SERVICE_ACCOUNT)
+"""The ingress gateway's own workload (its Deployment and labels as Istio's gateway chart sets them)."""
+
+
 def _bound(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-class GatewayMetrics(Collector):
-    """The ingress gateway's `istio_requests_total` and `istio_request_duration_milliseconds`."""
+def gateway_labels(service_host: str | None, peer: Workload | None, code: int, flags: str) -> tuple[str, ...]:
+    """A request the ingress gateway reports (`Reporter::ClientSidecar`): itself as the source, the
+    endpoint's peer metadata as the destination; `service_host` None when no route answered."""
+    service_name, _, rest = (service_host or "").partition(".")
+    service_namespace = rest.split(".")[0] if rest else ""
+    return (
+        "source", GATEWAY_WORKLOAD, GATEWAY_WORKLOAD, LATEST, GATEWAY_NAMESPACE,
+        GATEWAY.principal if peer else UNKNOWN,
+        GATEWAY_WORKLOAD, UNKNOWN, CLUSTER,
+        peer.name if peer else UNKNOWN,
+        peer.namespace if peer else (service_namespace or UNKNOWN),
+        peer.principal if peer else UNKNOWN,
+        peer.app if peer else UNKNOWN,
+        peer.version if peer else UNKNOWN,
+        service_host or UNKNOWN,
+        peer.canonical_service if peer else UNKNOWN,
+        peer.canonical_revision if peer else LATEST,
+        service_name or UNKNOWN,
+        service_namespace or UNKNOWN,
+        CLUSTER if peer else UNKNOWN,
+        "http", str(code), "", flags, UNKNOWN,
+    )
+
+
+def sidecar_labels(service_host: str, local: Workload, code: int) -> tuple[str, ...]:
+    """The same request as the destination pod's sidecar reports it (`Reporter::ServerSidecar`): the
+    gateway as the peer (`source_*`), itself as the destination; the connection is mutual TLS."""
+    service_name = service_host.partition(".")[0]
+    return (
+        "destination", GATEWAY.name, GATEWAY.canonical_service, GATEWAY.canonical_revision, GATEWAY.namespace,
+        GATEWAY.principal, GATEWAY.app, GATEWAY.version, CLUSTER,
+        local.name, local.namespace, local.principal, local.app, local.version, service_host,
+        local.canonical_service, local.canonical_revision, service_name, local.namespace, CLUSTER,
+        "http", str(code), "", NO_FLAGS, "mutual_tls",
+    )
+
+
+class IstioMetrics(Collector):
+    """One Envoy's `istio_requests_total` and `istio_request_duration_milliseconds` (the gateway's, or
+    a pod's sidecar)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -96,32 +140,8 @@ class GatewayMetrics(Collector):
         self._durations: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self)
-        self.pod = f"{GATEWAY_WORKLOAD}-{hashlib.sha256(b'gateway').hexdigest()[:10]}-" \
-                   f"{hashlib.sha256(b'gateway-pod').hexdigest()[:5]}"
 
-    def request(self, service_host: str | None, destination: Workload | None, code: int, flags: str,
-                milliseconds: float) -> None:
-        """One forwarded request: `service_host` the route's destination (None: no route)."""
-        service_name, _, rest = (service_host or "").partition(".")
-        service_namespace = rest.split(".")[0] if rest else ""
-        peer = destination
-        labels = (
-            "source", GATEWAY_WORKLOAD, GATEWAY_WORKLOAD, LATEST, GATEWAY_NAMESPACE,
-            f"spiffe://cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{GATEWAY_SERVICE_ACCOUNT}" if peer else UNKNOWN,
-            GATEWAY_WORKLOAD, UNKNOWN, CLUSTER,
-            peer.name if peer else UNKNOWN,
-            peer.namespace if peer else (service_namespace or UNKNOWN),
-            peer.principal if peer else UNKNOWN,
-            peer.app if peer else UNKNOWN,
-            peer.version if peer else UNKNOWN,
-            service_host or UNKNOWN,
-            peer.canonical_service if peer else UNKNOWN,
-            peer.canonical_revision if peer else LATEST,
-            service_name or UNKNOWN,
-            service_namespace or UNKNOWN,
-            CLUSTER if peer else UNKNOWN,
-            "http", str(code), "", flags, UNKNOWN,
-        )
+    def record(self, labels: tuple[str, ...], milliseconds: float) -> None:
         with self._lock:
             self._counts[labels] = self._counts.get(labels, 0) + 1
             buckets, total = self._durations.setdefault(labels, ([0] * (len(BUCKETS) + 1), [0.0]))
@@ -150,6 +170,19 @@ class GatewayMetrics(Collector):
     def exposition(self) -> bytes:
         return generate_latest(self._registry)
 
+
+class GatewayMetrics(IstioMetrics):
+    """The ingress gateway's Envoy: one pod in `istio-system`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        template = hashlib.sha256(b"istio-ingressgateway").hexdigest()[:10]
+        self.pod = f"{GATEWAY_WORKLOAD}-{template}-{hashlib.sha256(template.encode()).hexdigest()[:5]}"
+
+    def request(self, service_host: str | None, destination: Workload | None, code: int, flags: str,
+                milliseconds: float) -> None:
+        """One request the gateway answered: `service_host` the route's destination (None: no route)."""
+        self.record(gateway_labels(service_host, destination, code, flags), milliseconds)
+
     def pod_labels(self) -> dict[str, str]:
-        return {"app": GATEWAY_WORKLOAD, "istio": "ingressgateway",
-                "service.istio.io/canonical-name": GATEWAY_WORKLOAD}
+        return dict(GATEWAY.labels)

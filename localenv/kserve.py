@@ -40,6 +40,7 @@ from xgboost import DMatrix
 
 from localenv.executor import Reply
 from localenv.faults import Faults
+from localenv.istio import IstioMetrics
 from localenv.models import SKLEARN_SERVER, XGBOOST_SERVER, Model
 from localenv.routes import BadObject
 
@@ -167,6 +168,8 @@ class ModelServer:
         self._model = model
         self._faults = faults
         self.metrics = KServeMetrics()
+        self.sidecar = IstioMetrics()
+        """The pod's Istio sidecar: what it reports as the destination of the gateway's requests."""
         self._ids = 0
         self._lock = threading.Lock()
         self.template_hash = _digest(isvc.namespace, isvc.name, isvc.predictor_name, isvc.model_format,

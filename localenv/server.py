@@ -5,7 +5,7 @@
 | POST /api/v1.0/predictions | through the gateway: routed by an HTTPRoute or the VirtualService for the `Host` |
 | POST any other path an HTTPRoute answers | through the gateway (e.g. KServe's `/v1/models/<name>:predict`) |
 | POST /services/<ns>/<service>/<path> | straight to that Service's pod (no routing, no gateway metrics) |
-| POST /seldon/<ns>/<deployment>/api/v1.0/predictions | straight to that executor (no routing) |
+| POST /seldon/<ns>/<deployment>/api/v1.0/predictions | to that executor by Seldon's own route (no weights) |
 | POST /seldon/<ns>/<deployment>/api/v1.0/feedback | feedback to that executor |
 | GET /discovery/targets | Prometheus HTTP service discovery of the Seldon pods' metrics endpoints |
 | GET /discovery/mesh-targets | the same for the gateway's Envoy and the KServe predictor pods |
@@ -66,12 +66,7 @@ class Handlers:
         match = SELDON_PATH.match(path)
         if match:
             namespace, deployment, service = match.groups()
-            served = self.executors.get(namespace, deployment)
-            if served is None:
-                return failure(503, "NO_HEALTHY_UPSTREAM", f"no SeldonDeployment {namespace}/{deployment}")
-            if service == "feedback":
-                return self.executors.feedback(served, body)
-            return self.executors.predict(served, body)
+            return self.gateway.seldon(namespace, deployment, f"/api/v1.0/{service}", body)
         forwarded = self.gateway.forward(path, host, body)
         if forwarded is not None:
             return forwarded
@@ -80,7 +75,7 @@ class Handlers:
 
     def exposition(self, path: str) -> bytes | None:
         """The metrics of the container `path` names, if that pod is current."""
-        for target in mesh_targets(self.gateway.metrics, self.model_servers.servers()):
+        for target in mesh_targets(self.gateway.metrics, self.model_servers.servers(), self.executors.pods()):
             if target.path == path:
                 return target.exposition()
         match = TARGET_PATH.match(path)
@@ -145,7 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(groups).encode(), "application/json")
         elif path == MESH_DISCOVERY_PATH:
             host, port = self.server.server_address[:2]
-            targets = mesh_targets(handlers.gateway.metrics, handlers.model_servers.servers())
+            targets = mesh_targets(handlers.gateway.metrics, handlers.model_servers.servers(),
+                                   handlers.executors.pods())
             self._send(200, json.dumps([t.group(f"{host!s}:{port}") for t in targets]).encode(), "application/json")
         elif path == "/healthz":
             synced = handlers.synced()

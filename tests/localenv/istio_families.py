@@ -24,6 +24,12 @@ GATEWAY_SOURCE = {"reporter": "source", "source_workload": "istio-ingressgateway
                   "source_canonical_revision": "latest", "request_protocol": "http", "grpc_response_status": "",
                   "connection_security_policy": "unknown"}
 """Every request the ingress gateway reports (a client-side reporter: its listeners are outbound)."""
+SIDECAR_DESTINATION = {"reporter": "destination", "source_workload": "istio-ingressgateway",
+                       "source_workload_namespace": "istio-system", "source_app": "istio-ingressgateway",
+                       "source_canonical_service": "istio-ingressgateway", "source_canonical_revision": "latest",
+                       "source_principal": "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+                       "request_protocol": "http", "response_flags": "-", "connection_security_policy": "mutual_tls"}
+"""The same request as the destination pod's sidecar reports it (a server-side reporter, mTLS)."""
 
 
 def kserve_destination(isvc: str, namespace: str) -> dict[str, str]:

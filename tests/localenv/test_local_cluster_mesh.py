@@ -21,7 +21,7 @@ from testbed.toolchain import LocalCluster
 from tests.localenv.helpers import wait_for
 from tests.localenv.mesh import HOST, V1_PAYLOAD, backend, http_route, inference_service, reference_grant
 from tests.localenv.test_cli import START_TIMEOUT, read_line
-from tests.localenv.test_local_cluster import apply, namespace
+from tests.localenv.test_local_cluster import WEIGHT_CHANGE_SECONDS, apply, namespace
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE, CANDIDATE = "localenv-mesh-baseline", "localenv-mesh-candidate"
@@ -98,9 +98,11 @@ def test_reference_grant_status_and_weights_through_the_api_server(mesh_objects:
     assert codes(http, url, 10) == Counter({200: 10})
 
     apply(cluster, route(0, 1))
-    status: dict[str, Any] = {}
-    wait_for(lambda: status.update(http.get(f"{url}/admin/status", timeout=10).json()) or
-             [b["weight"] for b in status["httpRoutes"][0]["rules"][0]] == [0, 1], 10, "the new weights")
-    answers = [http.post(f"{url}/v1/models/iris:predict", json=V1_PAYLOAD, headers={"Host": HOST},
-                         timeout=10).json()["predictions"][0] for _ in range(5)]
-    assert all(isinstance(a, list) and len(a) == 3 for a in answers), "all to the xgboost candidate"
+
+    def candidate_answers() -> bool:
+        answer = http.post(f"{url}/v1/models/iris:predict", json=V1_PAYLOAD, headers={"Host": HOST},
+                           timeout=10).json()["predictions"][0]
+        return isinstance(answer, list) and len(answer) == 3  # the xgboost candidate's probabilities
+
+    wait_for(candidate_answers, WEIGHT_CHANGE_SECONDS, "the weight change to reach traffic")
+    assert all(candidate_answers() for _ in range(5)), "weight 0: the baseline gets nothing"

@@ -52,7 +52,8 @@ def test_mesh_targets_carry_the_pods_annotations(mesh_plane: DataPlane, http: re
     by = {(g["labels"]["__meta_kubernetes_namespace"], g["labels"]["__meta_kubernetes_pod_container_name"]): g["labels"]
           for g in groups}
     assert set(by) == {("istio-system", "istio-proxy"), ("ns-baseline", kserve.CONTAINER),
-                       ("ns-candidate", kserve.CONTAINER)}
+                       ("ns-candidate", kserve.CONTAINER), ("ns-baseline", "istio-proxy"),
+                       ("ns-candidate", "istio-proxy")}, "the gateway, each model server and its sidecar"
     for ns in ("ns-baseline", "ns-candidate"):
         meta = by[(ns, kserve.CONTAINER)]
         assert meta["__meta_kubernetes_pod_annotation_prometheus_io_port"] == kserve.PORT
@@ -88,11 +89,16 @@ def test_kserve_exposition_matches_the_model_servers_families(mesh_plane: DataPl
     assert counts[("ns-baseline", "request_postprocess_seconds")] == 2
 
 
-def istio_samples(http: requests.Session, plane: DataPlane) -> list[Any]:
-    [families] = [f for (ns, c), f in scrape(http, plane).items() if c == "istio-proxy"]
-    for family in families:
-        assert family.name in istio.FAMILIES and family.type == istio.FAMILIES[family.name], family.name
-    return [s for f in families for s in f.samples]
+def istio_samples(http: requests.Session, plane: DataPlane, sidecars: bool = False) -> list[Any]:
+    """The gateway's samples, or (`sidecars`) those of every model pod's sidecar."""
+    found = []
+    for (namespace, container), families in scrape(http, plane).items():
+        if container != "istio-proxy" or (namespace != "istio-system") != sidecars:
+            continue
+        for family in families:
+            assert family.name in istio.FAMILIES and family.type == istio.FAMILIES[family.name], family.name
+            found.extend(family.samples)
+    return found
 
 
 def test_istio_exposition_matches_the_standard_metrics(mesh: MeshCluster, mesh_plane: DataPlane,
@@ -122,6 +128,18 @@ def test_istio_exposition_matches_the_standard_metrics(mesh: MeshCluster, mesh_p
     assert totals == {("ns-baseline", "200", istio.RESPONSE_FLAGS["ok"]): 9,
                       ("ns-candidate", "200", istio.RESPONSE_FLAGS["ok"]): 1,
                       ("unknown", "404", istio.RESPONSE_FLAGS["no route"]): 1}
+
+    sidecar_totals = {}
+    for sample in istio_samples(http, mesh_plane, sidecars=True):
+        assert set(sample.labels) - {"le"} == set(istio.LABELS)
+        for name, value in istio.SIDECAR_DESTINATION.items():
+            assert sample.labels[name] == value, name
+        namespace = sample.labels["destination_workload_namespace"]
+        expected = istio.kserve_destination("iris", namespace)
+        assert {k: sample.labels[k] for k in expected} == expected
+        if sample.name == "istio_requests_total":
+            sidecar_totals[namespace] = sample.value
+    assert sidecar_totals == {"ns-baseline": 9, "ns-candidate": 1}, "each request once more, by its pod"
 
 
 def test_istio_labels_through_the_virtual_service_and_without_a_pod(

@@ -1,6 +1,7 @@
 """A real Prometheus scrapes the gateway's Istio metrics and the KServe pods' metrics through the data
 plane's mesh discovery with Istio's pod relabelling (`localenv.scrape_config`, job `mesh-pods`):
-per-version request counts come back by `destination_workload_namespace` and by `namespace`."""
+per-version request counts come back by `destination_workload_namespace` (from either reporter)
+and by `namespace`."""
 
 from __future__ import annotations
 
@@ -50,7 +51,10 @@ def test_prometheus_reads_istio_and_kserve_metrics_per_version(scraped: tuple[Da
              30, "the gateway's requests in Prometheus", every=0.2)
     wait_for(lambda: by(url, "namespace", "request_predict_seconds_count") == per_version, 30,
              "the model servers' predictions in Prometheus", every=0.2)
-    assert by(url, "job", "istio_requests_total") == {MESH_JOB: 20.0}
-    assert by(url, "le", 'istio_request_duration_milliseconds_bucket{le="3600000"}') == {"3600000": 20.0}
+    wait_for(lambda: by(url, "destination_workload_namespace",
+                        'istio_requests_total{reporter="destination"}') == per_version,
+             30, "the sidecars' requests in Prometheus", every=0.2)
+    assert by(url, "job", "istio_requests_total") == {MESH_JOB: 40.0}, "once by the gateway, once by the pod"
+    assert by(url, "le", 'istio_request_duration_milliseconds_bucket{le="3600000"}') == {"3600000": 40.0}
     assert set(by(url, "pod", "request_predict_seconds_count")) == {
         s.pod for s in plane.model_servers.servers()}
