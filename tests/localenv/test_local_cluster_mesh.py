@@ -6,9 +6,6 @@ their sources), else this test's stand-ins (`data/mesh-crds.yaml`)."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +14,14 @@ from typing import Any
 import pytest
 import requests
 
+from localenv.app import DataPlane
+from localenv.cluster import ApiServerSource
+from localenv.models import Model
 from testbed.toolchain import LocalCluster
 from tests.localenv.helpers import wait_for
 from tests.localenv.mesh import HOST, V1_PAYLOAD, backend, http_route, inference_service, reference_grant
-from tests.localenv.test_cli import START_TIMEOUT, read_line
 from tests.localenv.test_local_cluster import WEIGHT_CHANGE_SECONDS, apply, namespace
 
-REPO = Path(__file__).resolve().parents[2]
 BASELINE, CANDIDATE = "localenv-mesh-baseline", "localenv-mesh-candidate"
 KINDS = ("httproutes.gateway.networking.k8s.io", "referencegrants.gateway.networking.k8s.io",
          "inferenceservices.serving.kserve.io")
@@ -52,22 +50,16 @@ def mesh_objects(local_cluster: LocalCluster) -> Iterator[LocalCluster]:
 
 
 @pytest.fixture
-def plane_url(mesh_objects: LocalCluster, tmp_path: Path) -> Iterator[str]:
-    with open(tmp_path / "localenv.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "localenv", "--kubeconfig", str(mesh_objects.kubeconfig),
-                                 "--listen", "127.0.0.1:0"], cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=log)
-        try:
-            yield read_line(proc, START_TIMEOUT).split(": ", 1)[1].strip()
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            assert proc.stdout is not None
-            proc.stdout.close()
-    text = (tmp_path / "localenv.log").read_text()
-    assert "Traceback" not in text, text
+def plane_url(mesh_objects: LocalCluster, models: dict[str, Model]) -> Iterator[str]:
+    """In this process (the CLI's own test is test_local_cluster.py): the interpreter's start and
+    imports would add seconds on a loaded machine."""
+    source = ApiServerSource(mesh_objects.kubeconfig)
+    try:
+        with DataPlane(source, models=models) as plane:
+            assert plane.sync.synced.wait(30), plane.sync.last_error
+            yield plane.url
+    finally:
+        source.close()
 
 
 def resolved_refs(cluster: LocalCluster) -> dict[str, Any] | None:
