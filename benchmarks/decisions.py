@@ -14,10 +14,12 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -102,6 +104,21 @@ def _cells(worlds: bool, exact: bool) -> list[tuple[str, Scenario | DataWorld, s
     return cells
 
 
+def rows_from_json(data: dict[str, Any]) -> list[Figures]:
+    """The Figures `as_json` wrote (schema: budgets -> scenario -> contender -> figures)."""
+    rows = []
+    for budget, scenarios in data["budgets"].items():
+        for scenario, contenders in scenarios.items():
+            for contender, f in contenders.items():
+                rows.append(Figures(
+                    scenario=scenario, budget=budget, contender=contender, runs=f["runs"], correct=f["correct"],
+                    false_promotion=f["false_promotion"],
+                    false_promotion_ci=wilson(round(f["false_promotion"] * f["runs"]), f["runs"]),
+                    false_rollback=f["false_rollback"], median_decision_s=f["median_decision_s"],
+                    worse_traffic=f["worse_traffic"], broken_traffic=f["broken_traffic"]))
+    return rows
+
+
 def simulate(scale: float, workers: int, worlds: bool = True, exact: bool = True) -> list[Figures]:
     cells = _cells(worlds, exact)
     jobs = []
@@ -128,11 +145,18 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=ROOT / "build", help="where decisions.json and .md go")
     parser.add_argument("--docs", action="store_true", help="also rewrite docs/decisions.md and docs/decisions.png")
+    parser.add_argument("--from-json", type=Path, help="no simulation: the tables, targets and pages of an earlier "
+                        "run's decisions.json (the CIs recomputed from its shares and run counts)")
+    parser.add_argument("--elapsed", type=float, default=0.0, help="with --from-json: that run's seconds, for the page")
+    parser.add_argument("--revision", help="the commit the figures ran on, for the page (default: HEAD's)")
     args = parser.parse_args()
     started = time.monotonic()
     scale = QUICK_SCALE if args.quick else args.scale
-    rows = simulate(scale, args.workers, worlds=args.only != "exact", exact=args.only != "worlds")
-    elapsed = time.monotonic() - started
+    if args.from_json:
+        rows, elapsed = rows_from_json(json.loads(args.from_json.read_text())), args.elapsed
+    else:
+        rows = simulate(scale, args.workers, worlds=args.only != "exact", exact=args.only != "worlds")
+        elapsed = time.monotonic() - started
     checks: list[Target] = targets(rows)
     for budget in BUDGETS:
         print(f"\n## Budget: {budget}\n\n{table([f for f in rows if f.budget == budget])}")
@@ -144,7 +168,9 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "decisions.json").write_text(json.dumps(as_json(rows), indent=1) + "\n")
     exact = [f for f in rows if f.scenario in {s.key for s in SCENARIOS}]
-    worlds_section = data_section(rows, checks, elapsed, args.workers)
+    revision = args.revision or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                               text=True, check=False).stdout.strip() or "unknown"
+    worlds_section = data_section(rows, checks, elapsed, args.workers, revision)
     text = render_markdown(exact, [t for t in checks if t.name not in worlds_section], elapsed, args.workers,
                            experiments) if exact else ""
     text = replace_data_section(text, worlds_section)
@@ -152,7 +178,7 @@ def main() -> int:
     print(f"wrote {args.out / 'decisions.json'} and {args.out / 'decisions.md'}")
     if args.docs_worlds:
         page = ROOT / "docs" / "decisions.md"
-        page.write_text(replace_data_section(page.read_text(), data_section(rows, checks, elapsed, args.workers)))
+        page.write_text(replace_data_section(page.read_text(), worlds_section))
         print("wrote the data-path worlds' section of docs/decisions.md")
     if args.docs and exact:
         (ROOT / "docs" / "decisions.md").write_text(text)

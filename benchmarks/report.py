@@ -81,7 +81,8 @@ def _world_rows() -> str:
     return "\n".join(lines)
 
 
-def data_section(rows: Sequence[Figures], checks: Sequence[Target], elapsed: float, workers: int) -> str:
+def data_section(rows: Sequence[Figures], checks: Sequence[Target], elapsed: float, workers: int,
+                 revision: str = "") -> str:
     """The data-path worlds' figures (issue 16) between markers, so that `--docs-worlds` can replace them alone."""
     from benchmarks.dataworlds import WORLDS
 
@@ -110,7 +111,8 @@ queries answered by `benchmarks/promql.py`: Prometheus v2.42's `increase()`/`rat
 on counters scraped every 15/30/60 s, checked against a real Prometheus to the last bit
 (tests/test_promql_emulation.py). iter8-v2 and the fixed-horizon oracle (even split, exact per-look counts)
 run beside `sequential` on the same worlds. Last run: {runs} simulated experiments in {elapsed:.0f} s with
-{workers} worker(s) (`venv/bin/python benchmarks/decisions.py --only worlds --docs-worlds`).{runs_note}
+{workers} worker(s), on commit {revision or 'unknown'}
+(`venv/bin/python benchmarks/decisions.py --only worlds --docs-worlds`).{runs_note}
 
 {_world_rows()}
 
