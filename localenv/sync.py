@@ -7,6 +7,7 @@ without (manifest files, the tests' fake) is read every `interval` seconds.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -32,6 +33,14 @@ def job_key(job: dict[str, Any]) -> str:
     return f"{meta.get('name', '')}/{meta.get('uid', '')}"
 
 
+def _timeless(status: Obj) -> Obj:
+    """A route status without its conditions' `lastTransitionTime` (what a comparison should ignore)."""
+    return {**status, "parents": [
+        {**p, "conditions": [{k: v for k, v in c.items() if k != "lastTransitionTime"}
+                             for c in p.get("conditions") or [] if isinstance(c, dict)]}
+        for p in status.get("parents") or [] if isinstance(p, dict)]}
+
+
 class Sync:
     """`run_once` reads the source; `run` repeats it on every change (or `interval`) until stopped."""
 
@@ -48,6 +57,8 @@ class Sync:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._problems: dict[str, str] = {}
+        self._written: dict[tuple[str, str], Obj] = {}
+        """The last status written per HTTPRoute."""
         self.passes = 0
         self.last_error: str | None = None
         self.synced = threading.Event()
@@ -135,13 +146,17 @@ class Sync:
         for obj, route in routes:
             current = obj.get("status") or {}
             status = route_status(route, current, now)
-            if status == current:
+            key = (route.namespace, route.name)
+            # Not again what was written last, even if the stored status reads differently (a CRD's
+            # defaults): each write is a watch event, and a pass per event must not loop.
+            if _timeless(status) in (_timeless(current), _timeless(self._written.get(key) or {})):
                 continue
             try:
-                write(route.namespace, route.name, status)
+                write(route.namespace, route.name, copy.deepcopy(status))
             except ClusterUnavailable as err:
                 self._note(f"HTTPRoute {route.namespace}/{route.name} status", str(err))
             else:
+                self._written[key] = status
                 self._note(f"HTTPRoute {route.namespace}/{route.name} status", None)
 
     def _load_specs(self) -> dict[str, FortioRun]:

@@ -5,6 +5,8 @@ it changes; a promotion through the route and the InferenceService."""
 
 from __future__ import annotations
 
+import copy
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -154,3 +156,22 @@ def test_promotion_switches_the_model_behind_the_baseline(mesh: MeshCluster, mes
     [[_, versicolor, _]] = baseline_answer()["predictions"]  # xgboost: probabilities
     assert versicolor > 0.9
     assert routed_during(http, mesh_plane, 5)[0] == Counter({BASELINE: 5})
+
+
+class DefaultingCluster(MeshCluster):
+    """An API server whose CRD defaults fields of the stored status (`parentRef.group`, `kind`)."""
+
+    def write_route_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        status = copy.deepcopy(status)
+        for parent in status["parents"]:
+            parent["parentRef"] = {"group": "gateway.networking.k8s.io", "kind": "Gateway", **parent["parentRef"]}
+        super().write_route_status(namespace, name, status)
+
+
+def test_a_status_stored_differently_is_not_written_again(models: dict[str, Model]) -> None:
+    cluster = DefaultingCluster()
+    with DataPlane(cluster, poll_seconds=0.05, models=models) as plane:
+        for _ in range(3):
+            time.sleep(1.0)  # a second later: a status written anew would carry a new lastTransitionTime
+            plane.sync.run_once()
+        assert len(cluster.statuses) == 1, "each pass would write again, and each write is a watch event"
