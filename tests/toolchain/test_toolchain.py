@@ -162,3 +162,24 @@ def test_cluster_down_then_up_keeps_data_and_stops_only_its_processes(local_clus
     finally:
         run([SCRIPTS / "cluster", "down", "--wipe"], env=again.env())
     assert not other.dir.exists()
+
+
+def test_cluster_up_waits_for_programs_that_take_a_moment_to_start(tmp_path: Path) -> None:
+    """Right after `setsid PROGRAM &`, the new process is still setsid (or the shell) until it execs
+    PROGRAM; on a busy machine that moment is long, and `up` once took it for "etcd exited" (an empty
+    log: etcd had not started). Here every program starts 1.5 s late, through a wrapper that keeps its
+    name, so the moment always comes: `up` must wait it out, and `down` must still find the processes."""
+    require_executables(("etcd", "kube-apiserver", "kube-controller-manager"))
+    cache = tmp_path / "cache"
+    (cache / "bin").mkdir(parents=True)
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager"):
+        late = cache / "bin" / name
+        late.write_text(f'#!/bin/bash\nsleep 1.5\nexec -a "$0" {CACHE / "bin" / name} "$@"\n')
+        late.chmod(0o755)
+    env = {**os.environ, "SELDON_ROLLOUT_CACHE": str(cache), "SELDON_ROLLOUT_CLUSTER_DIR": str(tmp_path / "cluster")}
+    try:
+        up = run([SCRIPTS / "cluster", "up"], env=env, timeout=300)
+        assert "ready in" in up.stdout and "exited" not in up.stdout
+    finally:
+        down = run([SCRIPTS / "cluster", "down", "--wipe"], env=env, check=False)
+    assert down.stdout.count("stopped") == 3, down.stdout
