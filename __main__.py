@@ -11,9 +11,11 @@ import os
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.load import LoadGenerator, seed_load_jobs
+from components.load import LoadGenerator, LoadJob, seed_load_jobs
 from components.metrics.objects import MetricsLibrary
-from components.routing.istio import Route, Routing
+from components.routing.gateway_api import Backend, GatewayRouting
+from components.routing.istio import SERVING_PORT, Route, Routing
+from components.serving.kserve import PREDICTOR_PORT, InferenceServiceDeployment, predictor_service
 from components.serving.seldon import ModelDeployment, version_aliases
 from components.settings import ModelSpec, StackConfig
 from components.stack_config import (
@@ -77,23 +79,43 @@ def baseline_model(promoted: str | None) -> ModelSpec:
 
 # Each version's resources are named after the version, so adding or removing one leaves the others be;
 # the aliases keep the names earlier releases gave them by position (baseline, candidate, candidate-N).
-deployments = [
+# models.kind picks SeldonDeployments (the seed's) or KServe InferenceServices, both named deploymentName.
+deployments: list[pulumi.Resource] = [
     ModelDeployment(
         v.name, namespace=v.namespace, deployment_name=settings.deployment_name, predictor=settings.predictor,
         model=experiment.promoted.apply(baseline_model) if i == 0 else v.model,
         wait_for_ready=settings.wait_for_ready,
         opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(aliases=version_aliases(i))))
+    if settings.models.kind == "seldon" else
+    InferenceServiceDeployment(
+        v.name, namespace=v.namespace, isvc_name=settings.deployment_name,
+        model=experiment.promoted.apply(baseline_model) if i == 0 else v.model,
+        wait_for_ready=settings.wait_for_ready, opts=k8s_opts)
     for i, v in enumerate(versions)
 ]
 
 # Routing: the experiment's weights are the only source of the VirtualService's weights.
-routing = Routing(
-    "routing",
-    routes=[Route(v.name, v.namespace, settings.deployment_name, settings.predictor) for v in versions],
-    weights=experiment.weights, promoted=experiment.promoted,
-    namespace=settings.routing_namespace, gateway=settings.gateway, host=settings.host,
-    opts=pulumi.ResourceOptions(provider=provider, depends_on=deployments),
-)
+# routing.kind picks the VirtualService (the seed's) or a Gateway API HTTPRoute (+ ReferenceGrants).
+routing: Routing | GatewayRouting
+if settings.routing.kind == "istio":
+    routing = Routing(
+        "routing",
+        routes=[Route(v.name, v.namespace, settings.deployment_name, settings.predictor) for v in versions],
+        weights=experiment.weights, promoted=experiment.promoted,
+        namespace=settings.routing_namespace, gateway=settings.gateway, host=settings.host,
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=deployments),
+    )
+else:
+    routing = GatewayRouting(
+        "routing",
+        backends=[Backend(v.name, v.namespace, predictor_service(settings.deployment_name), PREDICTOR_PORT)
+                  if settings.models.kind == "kserve" else
+                  Backend(v.name, v.namespace, f"{settings.deployment_name}-{settings.predictor}", SERVING_PORT)
+                  for v in versions],
+        weights=experiment.weights, promoted=experiment.promoted,
+        namespace=settings.routing_namespace, gateway=settings.gateway, host=settings.host,
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=deployments),
+    )
 
 # Metrics, stored in the cluster for people and tools to read.
 MetricsLibrary("metrics", metrics=metrics, namespace=settings.metrics_namespace,
@@ -106,9 +128,14 @@ if settings.load.enabled:
         gateway = k8s.core.v1.Service.get("istio-ingressgateway", "istio-system/istio-ingressgateway",
                                           opts=k8s_opts)
         gateway_url = gateway.spec.apply(lambda s: f"http://{s.cluster_ip}")
-    jobs = seed_load_jobs(settings.host, [(v.namespace, v.name) for v in versions], settings.deployment_name,
-                          settings.load.prediction_qps, list(settings.load.reward_qps),
-                          settings.load.duration_seconds)
+    if settings.models.kind == "seldon":
+        jobs = seed_load_jobs(settings.host, [(v.namespace, v.name) for v in versions], settings.deployment_name,
+                              settings.load.prediction_qps, list(settings.load.reward_qps),
+                              settings.load.duration_seconds)
+    else:  # KServe's v1 protocol, by the InferenceService's name; KServe has no feedback endpoint to reward
+        jobs = [LoadJob("fortio-requests", f"/v1/models/{settings.deployment_name}:predict",
+                        settings.load.prediction_qps, {"instances": [[6.8, 2.8, 4.8, 1.4]]},
+                        settings.load.duration_seconds, settings.host)]
     # After the routing: fortio aborts when its warm-up requests fail (404 before the VirtualService).
     LoadGenerator("load", jobs=jobs, gateway_url=gateway_url, namespace=settings.routing_namespace,
                   opts=pulumi.ResourceOptions(provider=provider, depends_on=[routing]))

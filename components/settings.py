@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     AfterValidator,
     ConfigDict,
+    Field,
     ModelWrapValidatorHandler,
     StrictBool,
     ValidationError,
@@ -27,8 +28,10 @@ from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
+from components.metrics.istio import ISTIO_METRICS
+from components.metrics.kserve import KSERVE_METRICS
 from components.metrics.latency import with_quantile_tests
-from components.metrics.seldon import metric_library
+from components.metrics.seldon import LIBRARY_METRICS
 from rollout.core.control import Action
 from rollout.core.schema import (
     AtLeastOne,
@@ -52,6 +55,17 @@ Implementation = Literal["SKLEARN_SERVER", "XGBOOST_SERVER", "TENSORFLOW_SERVER"
                          "TRITON_SERVER", "HUGGINGFACE_SERVER", "TEMPO_SERVER"]
 """Seldon Core's prepackaged model servers."""
 IMPLEMENTATIONS: tuple[str, ...] = get_args(Implementation)
+ModelFormat = Literal["sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "onnx", "triton", "huggingface",
+                      "pmml", "paddle", "mlflow"]
+"""The model formats of KServe's serving runtimes (`config/runtimes/kustomization.yaml` and each runtime's
+`supportedModelFormats`)."""
+FORMAT_OF_IMPLEMENTATION: dict[str, str] = {"SKLEARN_SERVER": "sklearn", "XGBOOST_SERVER": "xgboost",
+                                            "TENSORFLOW_SERVER": "tensorflow", "MLFLOW_SERVER": "mlflow",
+                                            "TRITON_SERVER": "triton", "HUGGINGFACE_SERVER": "huggingface"}
+"""A Seldon prepackaged server's KServe format, so a stack that only switches `models.kind` keeps its models."""
+ModelsKind = Literal["seldon", "kserve"]
+RoutingKind = Literal["istio", "gateway-api"]
+MetricsLibraryName = Literal["seldon", "istio", "kserve"]
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 METRIC_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
@@ -89,10 +103,36 @@ def _http_url(key: str, secret_keys: str | None = None) -> Any:
 @dataclass(frozen=True, config=ConfigDict(extra="forbid", alias_generator=to_camel, validate_by_name=True,
                                           validate_by_alias=True, serialize_by_alias=True))
 class ModelSpec:
-    """The model a version serves: a Seldon prepackaged server and where its artifact is."""
+    """The model a version serves: a Seldon prepackaged server and where its artifact is (`models.kind: seldon`),
+    or a KServe model format and its storageUri (`models.kind: kserve`; a Seldon server and its modelUri stand
+    for them when they are not set)."""
 
-    implementation: Implementation
-    model_uri: NonEmpty
+    implementation: Implementation | None = None
+    model_uri: NonEmpty | None = None
+    model_format: ModelFormat | None = None
+    storage_uri: NonEmpty | None = None
+
+    @property
+    def kserve_format(self) -> str | None:
+        return self.model_format or FORMAT_OF_IMPLEMENTATION.get(self.implementation or "")
+
+    @property
+    def kserve_storage_uri(self) -> str | None:
+        return self.storage_uri or self.model_uri
+
+    def problems(self, kind: str) -> list[tuple[Loc, str]]:
+        """What `models.kind` needs of this model and it lacks, each at its field."""
+        if kind == "seldon":
+            return [((field,), "is required with models.kind seldon (a SeldonDeployment's graph)")
+                    for field, value in (("implementation", self.implementation), ("modelUri", self.model_uri))
+                    if value is None]
+        problems: list[tuple[Loc, str]] = []
+        if self.kserve_format is None:
+            problems.append((("modelFormat",), "is required with models.kind kserve" + (
+                f" ({self.implementation} has no KServe format)" if self.implementation else "")))
+        if self.kserve_storage_uri is None:
+            problems.append((("storageUri",), "is required with models.kind kserve"))
+        return problems
 
 
 class VersionConfig(Model):
@@ -113,6 +153,24 @@ class LoadSettings(Model):
     reward_qps: tuple[Positive, ...] = (0.7, 1.0)
     """Feedback load per version, in version order."""
     duration_seconds: AtLeastOne = 6000
+
+
+class ModelsConfig(Model):
+    """What serves each version: a SeldonDeployment or a KServe InferenceService."""
+
+    kind: ModelsKind = "seldon"
+
+
+class RoutingConfig(Model):
+    """What splits the traffic: an Istio VirtualService or a Gateway API HTTPRoute (+ ReferenceGrants)."""
+
+    kind: RoutingKind = "istio"
+
+
+class MetricsConfig(Model):
+    """Which metric library the experiment reads."""
+
+    library: MetricsLibraryName = "seldon"
 
 
 class ExperimentConfig(ExperimentSettings):
@@ -159,6 +217,10 @@ class StackConfig(Model):
     kube_context: str = ""
     render_directory: str = ""
     """When set, manifests are written here instead of applied to a cluster."""
+    models: ModelsConfig = ModelsConfig()
+    routing: RoutingConfig = RoutingConfig()
+    metrics_choice: MetricsConfig = Field(default=MetricsConfig(), alias="metrics")
+    """`metrics.library` (the field is not named `metrics`: `metrics()` lists the experiment's metrics)."""
     deployment_name: KubeName = "iris"
     """Name of every version's SeldonDeployment (Seldon's `$sid`)."""
     predictor: KubeName = "default"
@@ -199,6 +261,26 @@ class StackConfig(Model):
                                                           f"(one of {', '.join(names)})")], control)
         return control
 
+    @model_validator(mode="after")
+    def _models(self) -> StackConfig:
+        """The three choices fit together (a library reads what its model server exports: Seldon's executor,
+        KServe's model server), and each version's model has what `models.kind` needs."""
+        kind, library_name = self.models.kind, self.metrics_choice.library
+        problems: list[tuple[Loc, str]] = []
+        if library_name in ("seldon", "kserve") and library_name != kind:
+            problems.append((("metrics", "library"), f"{library_name} reads the metrics of {library_name}'s model "
+                                                     f"server, but models.kind is {kind}: with models.kind {kind} "
+                                                     f"use metrics.library {kind} or istio"))
+        if kind == "kserve" and self.routing.kind == "istio":
+            problems.append((("routing", "kind"), "istio is not supported with models.kind kserve (the VirtualService "
+                                                  "routes to Seldon's predictor Services): use routing.kind "
+                                                  "gateway-api"))
+        problems += [(("baseline" if i == 0 else "candidates", *(() if i == 0 else (i - 1,)), "model", *loc), text)
+                    for i, v in enumerate(self.versions) for loc, text in v.model.problems(self.models.kind)]
+        if problems:
+            raise_problems("StackConfig", problems, self)
+        return self
+
     @field_validator("render_directory")
     @classmethod
     def _render_or_apply(cls, render_directory: str, info: ValidationInfo) -> str:
@@ -236,8 +318,8 @@ class StackConfig(Model):
 
     @field_validator("extra_metrics")
     @classmethod
-    def _extra_metrics(cls, extra: tuple[Metric, ...]) -> tuple[Metric, ...]:
-        known = {m.name for m in library(extra)}
+    def _extra_metrics(cls, extra: tuple[Metric, ...], info: ValidationInfo) -> tuple[Metric, ...]:
+        known = {m.name for m in library(extra, choice_of(info.data))}
         problems = duplicates([m.name for m in extra])
         problems += [((i, "name"), "must be a Kubernetes name (lowercase letters, digits, '-' and '.'): it names "
                                    "a ConfigMap key or an Iter8 Metric") for i, m in enumerate(extra)
@@ -265,7 +347,7 @@ class StackConfig(Model):
     def _experiment(cls, experiment: ExperimentConfig, info: ValidationInfo) -> ExperimentConfig:
         """The experiment's references and patterns, checked by the engine's own model; problems located in
         versions or metrics are reported by their own keys (baseline, candidates, extraMetrics)."""
-        needed = ("baseline", "candidates", "extra_metrics", "deployment_name", "predictor")
+        needed = ("baseline", "candidates", "extra_metrics", "deployment_name", "predictor", "metrics_choice")
         if any(key not in info.data for key in needed):
             return experiment
         try:
@@ -294,7 +376,10 @@ class StackConfig(Model):
                 raise
             extra = data.get("extraMetrics")
             extra_names = [m.get("name") for m in extra if isinstance(m, Mapping)] if isinstance(extra, list) else []
-            names = {m.name for m in library(())} | {n for n in extra_names if isinstance(n, str)}
+            raw_choice = data.get("metrics")
+            name = raw_choice.get("library") if isinstance(raw_choice, Mapping) else None
+            names = {m.name for m in library((), name if name in LIBRARIES else "seldon")}
+            names |= {n for n in extra_names if isinstance(n, str)}
             defaults = ExperimentConfig().model_dump(by_alias=True, include={"request_count"})
             found = cross_references({**defaults, **experiment, "metrics": [{"name": n} for n in sorted(names)]})
             raise with_problems(err, [(("experiment", *loc), text) for loc, text in found]) from None
@@ -322,10 +407,22 @@ class StackConfig(Model):
         return spec_of(self.experiment, dict(self))
 
 
-def library(extra: tuple[Metric, ...]) -> tuple[Metric, ...]:
-    """The seed's metrics plus the user's own (a seed name is replaced)."""
-    plain = [m.model_dump(by_alias=True, exclude_none=True) for m in extra]
-    return tuple(Metric.model_validate(m) for m in metric_library(plain))
+LIBRARIES: dict[str, tuple[dict[str, Any], ...]] = {"seldon": LIBRARY_METRICS, "istio": ISTIO_METRICS,
+                                                    "kserve": KSERVE_METRICS}
+"""`metrics.library`'s metrics (components/metrics/seldon.py, istio.py, kserve.py)."""
+
+
+def choice_of(fields: Mapping[str, Any]) -> str:
+    choice = fields.get("metrics_choice")
+    return choice.library if isinstance(choice, MetricsConfig) else "seldon"
+
+
+def library(extra: tuple[Metric, ...], name: str = "seldon") -> tuple[Metric, ...]:
+    """The chosen library's metrics plus the user's own (a library name is replaced)."""
+    names = {m.name for m in extra}
+    plain = [dict(m) for m in LIBRARIES[name] if m["name"] not in names]
+    plain += [m.model_dump(by_alias=True, exclude_none=True) for m in extra]
+    return tuple(Metric.model_validate(m) for m in plain)
 
 
 def spec_of(experiment: ExperimentConfig, fields: Mapping[str, Any]) -> ExperimentSpec:
@@ -334,5 +431,6 @@ def spec_of(experiment: ExperimentConfig, fields: Mapping[str, Any]) -> Experime
     return ExperimentSpec.model_validate(with_quantile_tests({  # a library quantile's test, under sequential
         **experiment.model_dump(by_alias=True, exclude_none=True),
         "versions": [{"name": v.name, "variables": {"ns": v.namespace, **variables}} for v in versions],
-        "metrics": [m.model_dump(by_alias=True, exclude_none=True) for m in library(fields["extra_metrics"])],
+        "metrics": [m.model_dump(by_alias=True, exclude_none=True)
+                    for m in library(fields["extra_metrics"], choice_of(fields))],
     }))

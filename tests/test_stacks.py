@@ -38,7 +38,7 @@ def as_engine_passes(config: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_three_environments_exist() -> None:
-    assert STACKS == ["dev", "kind", "prod"]
+    assert STACKS == ["dev", "kind", "kserve", "prod"]
 
 
 def test_pulumi_yaml_declares_every_key_of_the_schema_and_only_those() -> None:
