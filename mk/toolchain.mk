@@ -6,7 +6,7 @@ toolchain:
 	scripts/toolchain
 
 cluster-up:
-	scripts/toolchain etcd kube-apiserver kube-controller-manager
+	scripts/toolchain etcd kube-apiserver kube-controller-manager gateway-api-crds
 	scripts/cluster up
 
 cluster-down:

@@ -37,6 +37,10 @@ PULUMI_VERSION = "v3.274.1"
 KUBERNETES_PROVIDER_VERSION = "4.25.0"
 KUBERNETES_VERSION = "v1.37.2"
 FORTIO_VERSION = "1.68.2"
+GATEWAY_API_VERSION = "v1.6.3"
+GATEWAY_API_CRDS = CACHE / "crds" / "gateway-api"
+"""The Gateway API standard channel's CRDs, copied by `scripts/toolchain gateway-api-crds` from the
+`sigs.k8s.io/gateway-api` module's config/crd/standard; `scripts/cluster up` installs them beside crds/."""
 
 ENGINE = ("pulumi", "pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python")
 PROVIDER = ("pulumi-resource-kubernetes",)
@@ -55,6 +59,16 @@ def require_executables(names: Sequence[str]) -> Path:
             pytest.fail(f"{REQUIRE_ENV} is set but the {reason}", pytrace=False)
         pytest.skip(reason)
     return BIN
+
+
+def require_gateway_api_crds() -> Path:
+    """The directory of the Gateway API CRDs, if fetched; otherwise skip (or fail when CI requires them)."""
+    if not (GATEWAY_API_CRDS / "gateway.networking.k8s.io_httproutes.yaml").is_file():
+        reason = f"Gateway API CRDs not fetched (missing in {GATEWAY_API_CRDS}); run `scripts/toolchain gateway-api-crds`"
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"{REQUIRE_ENV} is set but the {reason}", pytrace=False)
+        pytest.skip(reason)
+    return GATEWAY_API_CRDS
 
 
 def run(

@@ -9,9 +9,9 @@ own) with `reporter="destination"`: the version's own sidecar reports every requ
 once, so the gateway's client-side series (`reporter="source"`) are not counted twice (Flagger selects
 the same reporter). An error is a 5xx `response_code`.
 
-`user-engagement` here is the number of successful (non-5xx) responses: KServe has no feedback
-endpoint, and Istio sees no business outcome. It stands in for the seed's reward so the seed's
-experiment runs unchanged; a real reward comes from your own metric (`extraMetrics`, same name).
+There is no reward here (no `user-engagement`): KServe has no feedback endpoint and Istio sees no
+business outcome, and a count of successes would reward the version with the most traffic. An A/B test
+needs your own reward metric (`extraMetrics`); without one, test Canary (Pulumi.kserve.yaml).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from rollout.core.spec import JQ_FIRST_VALUE
 
 SELECTOR = 'reporter="destination",destination_workload_namespace="$ns"'
 ERRORS = f'response_code=~"5..",{SELECTOR}'
-SUCCESSES = f'response_code!~"5..",{SELECTOR}'
 WINDOW = "[${elapsedTime}s]"
 REQUESTS = "istio_requests_total"
 DURATION = "istio_request_duration_milliseconds"
@@ -61,15 +60,6 @@ def istio_library(errors_only: bool = False) -> tuple[dict[str, Any], ...]:
             "type": "Counter",
             "units": "",
             "query": f"{_increase(REQUESTS, SELECTOR)} or on() vector(0)",
-            "jqExpression": JQ_FIRST_VALUE,
-            "kind": "events",
-        },
-        {
-            "name": "user-engagement",
-            "description": "Number of successful (non-5xx) responses (Istio; a stand-in reward, see extraMetrics)",
-            "type": "Gauge",
-            "units": "",
-            "query": f"{_increase(REQUESTS, SUCCESSES)} or on() vector(0)",
             "jqExpression": JQ_FIRST_VALUE,
             "kind": "events",
         },

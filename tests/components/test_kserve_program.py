@@ -74,7 +74,8 @@ def test_a_rollback_keeps_the_baselines_model(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_seldon_behind_an_httproute_names_seldons_predictor_services(monkeypatch: pytest.MonkeyPatch) -> None:
-    rec = run_program(monkeypatch, RUNNING, {"routing": {"kind": "gateway-api"}, "metrics": {"library": "istio"}})
+    rec = run_program(monkeypatch, RUNNING, {"routing": {"kind": "gateway-api"}, "metrics": {"library": "istio"},
+                                             "experiment": {"testingPattern": "Canary", "rewards": []}})
     assert len(rec.of("kubernetes:machinelearning.seldon.io/v1:SeldonDeployment")) == 2
     refs = rec.one(ROUTE, "routing-rule")["spec"]["rules"][0]["backendRefs"]
     assert [(r["name"], r["namespace"], r["port"]) for r in refs] == [("iris-default", "ns-baseline", 8000),
@@ -127,7 +128,8 @@ def test_a_combination_that_cannot_work_is_refused_naming_its_keys(config: dict[
 @pytest.mark.parametrize("routing", ["istio", "gateway-api"])
 @pytest.mark.parametrize("library", ["seldon", "istio", "kserve"])
 def test_every_combination_runs_or_is_refused(models: str, routing: str, library: str) -> None:
-    config = {"models": {"kind": models}, "routing": {"kind": routing}, "metrics": {"library": library}}
+    config = {"models": {"kind": models}, "routing": {"kind": routing}, "metrics": {"library": library},
+              "experiment": {"testingPattern": "Canary", "rewards": []}}
     refused = library not in ("istio", models) or (models, routing) == ("kserve", "istio")
     try:
         settings = load_stack_config({k: json.dumps(v) for k, v in config.items()})
@@ -137,12 +139,22 @@ def test_every_combination_runs_or_is_refused(models: str, routing: str, library
                    for p in err.problems)
         return
     assert not refused
-    assert {m.name for m in settings.metrics()} >= {"request-count", "error-rate", "mean-latency", "user-engagement"}
+    assert {m.name for m in settings.metrics()} >= {"request-count", "error-rate", "mean-latency",
+                                                    "95th-percentile-tail-latency"}
+
+
+def test_the_mesh_libraries_have_no_reward_and_say_so_under_the_seeds_ab_test() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_stack_config({"metrics": json.dumps({"library": "istio"})})
+    assert err.value.problems == ["seldon-rollout:experiment.rewards[0].metric: unknown metric 'user-engagement' "
+                                  "(known: 95th-percentile-tail-latency, error-count, error-rate, mean-latency, "
+                                  "request-count)"]
 
 
 def test_a_model_keeps_its_format_when_only_models_kind_changes() -> None:
     settings = load_stack_config({"models": json.dumps({"kind": "kserve"}), "routing": '{"kind": "gateway-api"}',
-                                  "metrics": '{"library": "istio"}'})
+                                  "metrics": '{"library": "istio"}',
+                                  "experiment": '{"testingPattern": "Canary", "rewards": []}'})
     assert [(v.model.kserve_format, v.model.kserve_storage_uri) for v in settings.versions] == [
         ("sklearn", "gs://seldon-models/v1.12.0-dev/sklearn/iris"), ("xgboost", "gs://seldon-models/xgboost/iris")]
 

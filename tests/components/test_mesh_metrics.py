@@ -70,7 +70,6 @@ EXPECTED = {
     "request-count": (1200, 1200),
     "error-count": (0, 120),
     "error-rate": (0, 0.1),
-    "user-engagement": (1200, 1080),
     "mean-latency": (20, 40),
     "95th-percentile-tail-latency": (10 + 15 * 0.95, 25 + 25 * 0.95),
 }
