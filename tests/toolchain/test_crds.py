@@ -97,13 +97,21 @@ def rejected(cluster: LocalCluster, manifest: str, *fragments: str) -> None:
         assert fragment in out, out
 
 
+GATEWAY_API_STANDARD = ("backendtlspolicies", "gatewayclasses", "gateways", "grpcroutes", "httproutes",
+                        "listenersets", "referencegrants", "tcproutes", "tlsroutes", "udproutes")
+"""The Gateway API v1.6.3 standard channel's CRDs (config/crd/standard), fetched by scripts/toolchain."""
+
+
 def test_crds_are_established(local_cluster: LocalCluster) -> None:
     names = local_cluster.kubectl("get", "crd", "-o", "name").stdout.split()
-    assert sorted(names) == [
-        "customresourcedefinition.apiextensions.k8s.io/metrics.iter8.tools",
-        "customresourcedefinition.apiextensions.k8s.io/seldondeployments.machinelearning.seldon.io",
-        "customresourcedefinition.apiextensions.k8s.io/virtualservices.networking.istio.io",
-    ]
+    prefix = "customresourcedefinition.apiextensions.k8s.io/"
+    assert sorted(names) == sorted([
+        f"{prefix}metrics.iter8.tools",
+        f"{prefix}seldondeployments.machinelearning.seldon.io",
+        f"{prefix}virtualservices.networking.istio.io",
+        f"{prefix}inferenceservices.serving.kserve.io",
+        *(f"{prefix}{kind}.gateway.networking.k8s.io" for kind in GATEWAY_API_STANDARD),
+    ])
 
 
 @pytest.mark.parametrize("version", ["v1alpha3", "v1beta1", "v1"])
