@@ -36,6 +36,7 @@ from typing import Any
 from benchmarks.contenders import ALPHA, Run
 from benchmarks.promql import NAME, TSDB, EmulatedPrometheus
 from benchmarks.sampling import binomial, poisson
+from benchmarks.world import Verdicts
 from components.metrics.latency import DEFAULT_BUCKETS, quantile_test, slow_request_metric
 from components.metrics.seldon import FEEDBACK_REWARD, LIBRARY_METRICS, SERVER
 from rollout.core.spec import ExperimentSpec
@@ -90,7 +91,7 @@ class Version:
 
 
 @dataclass(frozen=True)
-class DataWorld:
+class DataWorld(Verdicts):
     key: str
     title: str
     versions: tuple[Version, ...]
@@ -124,27 +125,6 @@ class DataWorld:
     looks: int = 0
     """Looks per experiment whatever the budget (0: the budget's)."""
     budgets: tuple[str, ...] = ("10-looks", "60-looks")
-
-    @property
-    def right(self) -> str:
-        feasible = [v for v in self.versions if not v.breaks_objective]
-        best = max(v.reward for v in feasible)
-        return next(v.name for v in feasible if v.reward == best)
-
-    @property
-    def worse(self) -> tuple[str, ...]:
-        top = self.versions[0]
-        if all(v.reward == top.reward and not v.breaks_objective for v in self.versions):
-            return ()
-        return tuple(v.name for v in self.versions if v.name != self.right)
-
-    @property
-    def broken(self) -> tuple[str, ...]:
-        return tuple(v.name for v in self.versions if v.breaks_objective)
-
-    @property
-    def null(self) -> bool:
-        return not self.worse
 
     @property
     def traffic_driven(self) -> bool:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from benchmarks.sampling import binomial, poisson
 from rollout.core.outcomes import NoData, Observed, Outcome, Snapshot
@@ -65,16 +66,23 @@ class Truth:
         return [c - p for c, p in zip([*cdf, 1.0], [0.0, *cdf], strict=True)]
 
 
-@dataclass(frozen=True)
-class Scenario:
-    key: str
-    title: str
-    versions: tuple[Truth, ...]
-    cadence: int
-    """Seconds between two looks (two `pulumi up` runs)."""
-    traffic_driven: bool = False
-    request_rate: float = 5.0
-    """Prediction requests per second over all versions (the seed's fortio load)."""
+class TrueVersion(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reward(self) -> float: ...
+
+    @property
+    def breaks_objective(self) -> bool: ...
+
+
+class Verdicts:
+    """What should happen in a world, from its versions' truths (the exact worlds' and the data-path worlds')."""
+
+    if TYPE_CHECKING:
+        @property
+        def versions(self) -> Sequence[TrueVersion]: ...
 
     @property
     def right(self) -> str:
@@ -98,6 +106,19 @@ class Scenario:
     @property
     def null(self) -> bool:
         return not self.worse
+
+
+@dataclass(frozen=True)
+class Scenario(Verdicts):
+    key: str
+    title: str
+    versions: tuple[Truth, ...]
+    cadence: int
+    """Seconds between two looks (two `pulumi up` runs)."""
+    traffic_driven: bool = False
+    request_rate: float = 5.0
+    """Prediction requests per second over all versions (the seed's fortio load)."""
+
 
 
 def versions(*rewards: float, candidate: dict[str, float] | None = None) -> tuple[Truth, ...]:

@@ -6,7 +6,6 @@ answered with Prometheus's own status and body. `authorized` and `refused` count
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from http.server import BaseHTTPRequestHandler
 
@@ -41,11 +40,6 @@ class AuthProxy(LoopbackServer):
                     status, body = answer.status_code, answer.content
                 else:
                     status, body = 401, b'{"status":"error","error":"unauthorized"}'
-                with contextlib.suppress(OSError):
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                self.send_json(status, body)
 
         return Handler

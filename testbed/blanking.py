@@ -9,7 +9,6 @@ relabelling change or a rule outage. Every other request (GET) gets Prometheus's
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -55,11 +54,6 @@ class BlankingProxy(LoopbackServer):
                 else:
                     answer = requests.get(proxy.upstream + self.path, timeout=10)
                     status, body = answer.status_code, answer.content
-                with contextlib.suppress(OSError):
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                self.send_json(status, body)
 
         return Handler

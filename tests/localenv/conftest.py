@@ -14,6 +14,7 @@ import requests
 from localenv.app import DataPlane
 from localenv.models import Model, train_models
 from testbed.fakes import FakeCluster
+from tests.localenv.mesh import MeshCluster
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,3 +41,15 @@ def plane(cluster: FakeCluster, models: dict[str, Model]) -> Iterator[DataPlane]
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session
+
+
+@pytest.fixture
+def mesh() -> MeshCluster:
+    """A fake cluster holding KServe, Gateway API and Seldon objects (tests/localenv/mesh.py)."""
+    return MeshCluster()
+
+
+@pytest.fixture
+def mesh_plane(mesh: MeshCluster, models: dict[str, Model]) -> Iterator[DataPlane]:
+    with DataPlane(mesh, poll_seconds=0.05, models=models) as started:
+        yield started

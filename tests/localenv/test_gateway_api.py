@@ -8,10 +8,8 @@ from __future__ import annotations
 import copy
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 
 from localenv.app import DataPlane
@@ -21,17 +19,6 @@ from tests.localenv.mesh import HOST, V1_PAYLOAD, MeshCluster, backend, http_rou
 
 BASELINE = "iris-predictor.ns-baseline.svc.cluster.local"
 CANDIDATE = "iris-predictor.ns-candidate.svc.cluster.local"
-
-
-@pytest.fixture
-def mesh() -> MeshCluster:
-    return MeshCluster()
-
-
-@pytest.fixture
-def mesh_plane(mesh: MeshCluster, models: dict[str, Model]) -> Iterator[DataPlane]:
-    with DataPlane(mesh, poll_seconds=0.05, models=models) as started:
-        yield started
 
 
 def send(http: requests.Session, plane: DataPlane, n: int, host: str = HOST) -> Counter[int]:

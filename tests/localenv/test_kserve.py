@@ -3,7 +3,6 @@ and status codes, the predictor Service name, and what is not served."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,21 +10,9 @@ import requests
 
 from localenv.app import DataPlane
 from localenv.kserve import inference_service
-from localenv.models import Model
 from localenv.routes import BadObject
 from tests.localenv import mesh as objects
 from tests.localenv.mesh import HOST, V1_PAYLOAD, V2_PAYLOAD, MeshCluster
-
-
-@pytest.fixture
-def mesh() -> MeshCluster:
-    return MeshCluster()
-
-
-@pytest.fixture
-def mesh_plane(mesh: MeshCluster, models: dict[str, Model]) -> Iterator[DataPlane]:
-    with DataPlane(mesh, poll_seconds=0.05, models=models) as started:
-        yield started
 
 
 def direct(http: requests.Session, plane: DataPlane, namespace: str, path: str, body: Any) -> requests.Response:

@@ -5,31 +5,17 @@ docs/kserve.md): families, types, label names and values, buckets; found by the 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from localenv.app import DataPlane
-from localenv.models import Model
 from testbed.fakes import SKLEARN, routing_rule, seldon_deployment
 from tests.localenv import istio_families as istio
 from tests.localenv import kserve_families as kserve
 from tests.localenv.helpers import SEED_PAYLOAD
 from tests.localenv.mesh import HOST, V1_PAYLOAD, V2_PAYLOAD, MeshCluster
-
-
-@pytest.fixture
-def mesh() -> MeshCluster:
-    return MeshCluster()
-
-
-@pytest.fixture
-def mesh_plane(mesh: MeshCluster, models: dict[str, Model]) -> Iterator[DataPlane]:
-    with DataPlane(mesh, poll_seconds=0.05, models=models) as started:
-        yield started
 
 
 def scrape(http: requests.Session, plane: DataPlane) -> dict[tuple[str, str], list[Any]]:
