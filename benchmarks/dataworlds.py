@@ -108,6 +108,8 @@ class DataWorld(Verdicts):
     swings: bool = False
     """Traffic swings 10x (log-sine, period 4 min)."""
     burst: int = 1
+    declared_burst: int = 1
+    """The experiment's `sequential.burstSize`: what the user states of the bursts (the bursty worlds state 20)."""
     incident: bool = False
     empty_reward_at: int = 0
     """The look (1-based) at which the candidate's reward answer is empty (0: never)."""
@@ -172,11 +174,13 @@ def _worlds() -> tuple[DataWorld, ...]:
         DataWorld("failed-count-seed", "the seed's rewards (0.7 vs 1/s), requestCount fails at looks 2-4",
                   pair(0.7, 1.0), failed_count_at=(2, 3, 4)),
         DataWorld("bursty-healthy", "candidate better, errors 0.8x the limit in bursts of 20",
-                  pair(0.7, 1.0, error_rate=0.8 * ERROR_LIMIT), burst=20),
+                  pair(0.7, 1.0, error_rate=0.8 * ERROR_LIMIT), burst=20, declared_burst=20),
         DataWorld("bursty-over", "candidate better, errors 1.25x the limit in bursts of 20",
-                  pair(0.7, 1.0, error_rate=1.25 * ERROR_LIMIT), burst=20),
+                  pair(0.7, 1.0, error_rate=1.25 * ERROR_LIMIT), burst=20, declared_burst=20),
         DataWorld("bursty-broken", "candidate better, errors 3x the limit in bursts of 20",
-                  pair(0.7, 1.0, error_rate=3 * ERROR_LIMIT), burst=20),
+                  pair(0.7, 1.0, error_rate=3 * ERROR_LIMIT), burst=20, declared_burst=20),
+        DataWorld("bursty-broken-undeclared", "candidate better, errors 3x the limit in bursts of 20, burstSize "
+                  "left at 1", pair(0.7, 1.0, error_rate=3 * ERROR_LIMIT), burst=20),
         DataWorld("incident-null", "equal versions, a 20 s incident failing 30% of every version's requests",
                   pair(), incident=True),
         DataWorld("incident-seed", "the seed's rewards, a 20 s incident failing 30% of every version's requests",
@@ -391,7 +395,7 @@ def world_spec(world: DataWorld, algorithm: str, looks: int, changed: bool = Fal
         "versions": [{"name": v.name, "variables": {"ns": v.name, "sid": "iris", "predictor": "default"}}
                      for v in world.versions],
         "metrics": [dict(m) for m in LIBRARY_METRICS] + [slow_request_metric(p95_limit)],
-        "sequential": {"alpha": ALPHA, "exposure": "time",
+        "sequential": {"alpha": ALPHA, "exposure": "time", "burstSize": world.declared_burst,
                        "quantileTests": [quantile_test("95th-percentile-tail-latency", 0.95, p95_limit)]},
     }
     return parse_experiment(data)

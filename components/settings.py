@@ -359,7 +359,7 @@ class StackConfig(Model):
                 if loc[:1] == ("versions",) and len(loc) == 1:  # how many versions the pattern allows
                     problems.append((("testingPattern",), error["msg"]))
                 elif loc[:1] not in (("versions",), ("metrics",)):
-                    problems.append((loc, error["msg"]))
+                    problems.append((loc, library_hint(experiment, loc, error["msg"], choice_of(info.data))))
             raise_problems("experiment", problems, experiment)
         return experiment
 
@@ -410,6 +410,27 @@ class StackConfig(Model):
 LIBRARIES: dict[str, tuple[dict[str, Any], ...]] = {"seldon": LIBRARY_METRICS, "istio": ISTIO_METRICS,
                                                     "kserve": KSERVE_METRICS}
 """`metrics.library`'s metrics (components/metrics/seldon.py, istio.py, kserve.py)."""
+
+
+def library_hint(experiment: ExperimentConfig, loc: tuple[Any, ...], message: str, chosen: str) -> str:
+    """`message`, with what to do when it is an unknown metric that another metric library has (the seed's
+    reward, from Seldon's feedback API, under metrics.library istio or kserve)."""
+    if not message.startswith("unknown metric") or loc[-1:] != ("metric",) or len(loc) != 3:
+        return message
+    items = experiment.rewards if loc[0] == "rewards" else experiment.objectives if loc[0] == "objectives" else ()
+    index = loc[1]
+    if not isinstance(index, int) or not 0 <= index < len(items):
+        return message
+    name = items[index].metric
+    elsewhere = [lib for lib, metrics in LIBRARIES.items() if lib != chosen and any(m["name"] == name for m in metrics)]
+    if not elsewhere:
+        return message
+    what = f"{message}: {name!r} is in metrics.library {' and '.join(elsewhere)}, not in {chosen}"
+    if loc[0] == "rewards":
+        return (f"{what}, whose metrics carry no business outcome (no feedback API): add your reward to "
+                "extraMetrics (a query on your application's own counter, kind events or values), or run a Canary "
+                "(experiment.testingPattern: Canary, rewards: []), as Pulumi.kserve.yaml does")
+    return f"{what}: pick one of the known metrics, or define {name!r} in extraMetrics"
 
 
 def choice_of(fields: Mapping[str, Any]) -> str:

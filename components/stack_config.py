@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from components.settings import StackConfig
+from components.settings import StackConfig, choice_of, library_hint
 from rollout.core.validation import Problem, problems_of
 
 PROJECT = "seldon-rollout"
@@ -91,8 +91,10 @@ def load_stack_config(values: Mapping[str, Any], secret: Collection[str] = ()) -
         raise ConfigError([f"{PROJECT}:{p}" for p in plain_secrets])
     try:
         settings.experiment_spec()
-    except ValidationError as err:  # every rule of the spec is also a rule of the stack: this is a safety net
-        raise ConfigError([f"{PROJECT}:{p}" for p in problems_of(err, "experiment")]) from None
+    except ValidationError as err:  # the experiment left at the seed's (not validated as written), or a safety net
+        problems = [Problem(p.field, library_hint(settings.experiment, e["loc"], p.message, choice_of(dict(settings))))
+                    for p, e in zip(problems_of(err, "experiment"), err.errors(), strict=True)]
+        raise ConfigError([f"{PROJECT}:{p}" for p in problems]) from None
     return settings
 
 

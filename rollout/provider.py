@@ -10,7 +10,9 @@ and keep its name. The provider object holds no client, config or secret.
 - create: one preflight request to Prometheus (build info): unreachable, TLS or auth failure fails the
   `up` naming prometheusUrl and the cause; otherwise starts the experiment (100% baseline).
 - update: when due, queries Prometheus, runs the pure core, returns the whole new state. An unreadable
-  stored state ends the experiment (Failed, 100% baseline) with a message naming the field.
+  stored state ends the experiment (Failed, 100% baseline) with a message naming the field. An edit of
+  intervalSeconds (or allowShortInterval) runs create's cadence check again: a refusal fails the `up`
+  and changes nothing.
 - delete: nothing outside Pulumi to remove.
 
 Errors that are the user's to fix (PreflightError: a wrong URL, refused credentials, a TLS problem)
@@ -79,7 +81,8 @@ def prometheus_settings(raw: Mapping[str, Any]) -> PrometheusSettings:
 
 
 class PreflightError(RuntimeError):
-    """Prometheus did not answer the preflight request on create: the `up` fails before anything starts."""
+    """Prometheus did not answer the preflight request on create, or the cadence check (create, or an update
+    that edits intervalSeconds) refuses: the `up` fails before anything starts or changes."""
 
 
 USER_ERRORS: tuple[type[Exception], ...] = (PreflightError,)
@@ -215,6 +218,7 @@ class ExperimentProvider(ResourceProvider):
         return CreateResult(id_=spec.name, outs=outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        _short_user_errors()
         spec = parse_experiment(news["experiment"])
         now = time.time()
         try:
@@ -222,6 +226,15 @@ class ExperimentProvider(ResourceProvider):
         except StateError as err:
             state = abandon(spec, f"stored experiment state: {err}", now)
         settings, auth = prometheus_settings(news["prometheus"]), credentials_of(news.get("prometheusAuth"))
+        if not state.finished and _cadence_edited(olds.get("spec"), spec):
+            try:
+                with PrometheusClient(settings, auth) as client:
+                    refusal = check_cadence(spec, client, now).refusal
+            except BackendError:
+                refusal = None  # unreachable: this look records that, as any look does
+            if refusal:
+                raise PreflightError(f"{refusal}; nothing changed: the experiment goes on as before, at "
+                                     f"iteration {state.iteration}")
 
         def snapshot_at(current: ExperimentState) -> Snapshot:
             with PrometheusClient(settings, auth) as client:
@@ -233,6 +246,16 @@ class ExperimentProvider(ResourceProvider):
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
+
+
+def _cadence_edited(old: Any, spec: ExperimentSpec) -> bool:
+    """Whether intervalSeconds or allowShortInterval differ from the spec the experiment last ran with (the
+    cadence check that create runs is run again then: an edit can shorten the looks under the scrapes)."""
+    try:
+        before = parse_experiment(old)
+    except (ValueError, TypeError):
+        return False
+    return (before.interval_seconds, before.allow_short_interval) != (spec.interval_seconds, spec.allow_short_interval)
 
 
 class Experiment(pulumi.dynamic.Resource, module="rollout", name="Experiment"):

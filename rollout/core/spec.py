@@ -246,6 +246,11 @@ class SequentialSettings(Model):
     """What count-reward events are compared per: elapsed time (same for every version) or requests."""
     quantile_tests: tuple[QuantileTest, ...] = ()
     """Quantile objectives tested on bucket counts; other latency objectives are tested on means."""
+    burst_size: Annotated[Whole, AfterValidator(in_range(1, 10_000))] = 1
+    """The most requests one incident can fail (or slow down) together that a proof of "within the limit"
+    must survive: a pod restart failing every request in flight, a GC pause. The breach side measures
+    bursts from the looks' spread; few or no errors show no spread, so the proof counts every
+    `burstSize` requests as one (it needs about burstSize times the requests)."""
 
 
 class ExperimentSettings(Model):

@@ -4,7 +4,8 @@ Three tests, picked by what the metric is (first that applies):
 - **Quantile from histogram buckets** (`sequential.quantileTests`): "p-th quantile <= limit" means at
   most a share 1 - p of requests is slower than the limit. The slow-count metric counts requests
   slower than a bucket bound b (`slowerThan`), which the spec's checks hold to the limit itself, so
-  one binomial test of that share against 1 - p finds a breach and shows "within", both at the limit.
+  the proportion test below on that share against 1 - p finds a breach and shows "within", both at the
+  limit (per look, tolerant of bursts of slow requests, a candidate judged against the baseline).
   Should b differ all the same, each side is used only where it stays valid: the share above b >= limit
   is no more than the share above the limit (a breach of it is a breach), the share above b <= limit no
   less (within for it is within); a proof from a bound above the limit would show a p95 of 4200 ms
@@ -12,10 +13,13 @@ Three tests, picked by what the metric is (first that applies):
 - **Proportion** (a metric with `sampleSize`, `kind: share` or undeclared with limits in [0, 1], like
   `error-rate`): the same binomial mixture on the counts of the looks whose sample grew by one, its log
   likelihood ratio divided by the looks' overdispersion (`dispersion`: errors in bursts spread the
-  looks' shares; no evidence before 3 such looks). A candidate's breach also needs its share to be
-  worse than the baseline's in the same looks (`batches.paired_log_e`): an incident every version
-  suffers rolls none back. The absolute limit stays the objective: its own test holds the candidate
-  back (no gain, no win) as soon as it leans to a breach.
+  looks' shares; no evidence before 3 such looks), the proof's by `sequential.burstSize` at least
+  (few or no errors show no spread: bursts the data cannot show are the user's stated assumption).
+  A candidate's breach also needs its share to be worse than the baseline's in the same looks
+  (`batches.paired_log_e`): an incident every version suffers rolls none back. The absolute limit
+  stays the objective: its own test holds the candidate back (no gain, no win) as soon as it leans
+  to a breach, and before it can judge (its first looks) a version beyond the limit is not decided
+  the winner (`unjudged`).
 - **Mean of a nonnegative quantity** (a metric with `sampleSize` and an upper limit, like
   `mean-latency` = sum / count): bets on each look's batch mean, from the cumulative sum and count, a
   look counting only when its count grew by one and its sum did not drop.
@@ -40,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rollout.core.assessment import VersionAssessment, within
@@ -55,6 +59,8 @@ LEAN = 0.0
 MIN_LOOKS = 3
 """Looks with new requests a share's test needs before any evidence (to tell bursts from a breach)."""
 SHARE_SIZE = 6
+PAIRED = ("proportion", "slow share")
+"""Tests whose breach by a candidate must also be worse than the baseline's in the same looks."""
 REPORT_CAP = 1e12
 """E-values are reported up to this (decisions use the exact log)."""
 
@@ -71,6 +77,9 @@ class ObjectiveTests:
     """Versions whose every proportion-type objective (error rates, slow shares) is shown to be met."""
     beyond: frozenset[str] = frozenset()
     """Versions with a tested objective whose estimate (share, mean) is beyond its limit now."""
+    unjudged: Mapping[str, str] = field(default_factory=dict)
+    """Versions beyond a limit whose test cannot judge yet (a share's first looks), with why: none is
+    decided the winner on such a look (it would take the traffic before any test could hold it back)."""
 
 
 @dataclass(frozen=True)
@@ -154,19 +163,26 @@ def dispersion(state: list[float]) -> float | None:
     return max(1.0, spread / (share * (1 - share)))
 
 
-def _share(objective: Objective, state: list[float], value: float) -> _Result:
-    """The proportion test on a version's own batches, against the limits, tolerant of bursts; `value` is
-    the reading now (whether the estimate is beyond a limit)."""
-    upper, lower = objective.upper_limit, objective.lower_limit
+def _share(objective: Objective, state: list[float], value: float, burst: int, test: str = "proportion",
+           upper: float | None = None, lower: float | None = None, prove: bool = True) -> _Result:
+    """The proportion test on a version's own batches, against the limits (the objective's unless given),
+    tolerant of bursts; `value` is the share now (whether the estimate is beyond a limit).
+
+    The breach divides the log likelihood ratio by the looks' measured overdispersion; the proof by that or
+    `burst` (sequential.burstSize), whichever is larger: with few or no errors the looks show no spread, and
+    a candidate failing 3% of its requests in bursts of 20 shows none in 1000 requests one time in five.
+    """
+    if upper is None and lower is None:
+        upper, lower = objective.upper_limit, objective.lower_limit
     phi = dispersion(state)
-    beyond = not within(objective, value)
+    beyond = (upper is not None and value > upper) or (lower is not None and value < lower)
     if phi is None:
-        return _Result(0.0, "proportion", -math.inf, beyond,
-                       f"not confirmed: the proportion test needs {MIN_LOOKS} looks with new requests "
+        return _Result(0.0, test, -math.inf, beyond,
+                       f"not confirmed: the {test} test needs {MIN_LOOKS} looks with new requests "
                        "(one look cannot tell a burst from a breach)")
     share, n = state[4] / state[3], state[3]
-    return _Result(proportion_log_e(share, n, upper, lower) / phi, "proportion",
-                   _within_log_e(share, n, upper, lower) / phi, beyond)
+    proof = _within_log_e(share, n, upper, lower) / max(phi, burst) if prove else -math.inf
+    return _Result(proportion_log_e(share, n, upper, lower) / phi, test, proof, beyond)
 
 
 def _worse_than_baseline(objective: Objective, base: list[float], own: list[float], run: Running, name: str,
@@ -199,18 +215,25 @@ def _mean(objective: Objective, value: float, n: float | None, run: Running, nam
     return _Result(bets_log_e(logs), "batch means", None, value > limit)
 
 
-def _quantile(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str,
-              n: float) -> _Result | None:
+def _quantile(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str, n: float, run: Running,
+              name: str, shares: dict[tuple[str, str], list[float]]) -> _Result | None:
+    """The share of requests slower than the test's bound, per look like an error rate (bursts of slow
+    requests, a latency incident every version suffers), against 1 - quantile."""
     for test in spec.sequential.quantile_tests:
         if test.objective == objective.metric and objective.upper_limit is not None:
             slow = value_of(snapshot.get((test.slow_count, version)))
-            if slow is None:
+            share = None if slow is None else min(max(slow, 0.0), n) / n  # increase() extrapolates
+            slow_metric = spec.metric(test.slow_count)
+            print_ = _print(spec, objective, f"slow share {test.quantile} {test.slower_than} {slow_metric.query} "
+                                             f"{slow_metric.jq_expression}")
+            state = _share_look(run, name, print_, None if share is None else n, share)
+            shares[(objective.metric, version)] = state
+            if share is None:
                 return HELD
-            share, p0 = min(max(slow, 0.0), n) / n, 1 - test.quantile  # increase() extrapolates
             above, below = test.slower_than >= objective.upper_limit, test.slower_than <= objective.upper_limit
-            breach = proportion_log_e(share, n, p0, None) if above else 0.0
-            proof = _within_log_e(share, n, p0, None) if below else -math.inf
-            return _Result(breach, "slow share", proof, share > p0 and above)
+            result = _share(objective, state, share, spec.sequential.burst_size, "slow share", 1 - test.quantile,
+                            prove=below)
+            return result if above else _Result(0.0, result.test, result.proof, False, result.note)
     return None
 
 
@@ -224,6 +247,7 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
     evalues: dict[str, dict[str, float]] = {}
     proven: set[str] = set()
     beyond: set[str] = set()
+    unjudged: dict[str, str] = {}
     base = spec.version_names[0]
     shares: dict[tuple[str, str], list[float]] = {}
     for version in spec.version_names:
@@ -245,7 +269,7 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
             got = f"{objective.condition()} (got {value:g}"
             safe = safe and (result.proof is None or result.proof >= log_proof)
             log_e = breach = result.log_e
-            paired = version != base and result.test == "proportion" and (objective.metric, base) in shares
+            paired = version != base and result.test in PAIRED and (objective.metric, base) in shares
             if log_e is not None and paired:
                 # judged against what the baseline suffered: a shared incident is no breach of the candidate's
                 worse = _worse_than_baseline(objective, shares[(objective.metric, base)],
@@ -256,6 +280,8 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
             if log_e is not None:
                 evalues.setdefault(version, {})[objective.metric] = report(log_e)
                 met[-1] = log_e <= LEAN  # with a test, held back only while the evidence leans to a breach
+                if result.note and result.beyond:
+                    unjudged.setdefault(version, f"{got}, {result.note})")
             if log_e is not None and breach is not None and breach >= log_limit:
                 broken.append(f"{got}, {result.test} e-value {report(breach):.3g} >= {limit_text})")
                 rollback = rollback or (objective.rollback_on_failure and objective.on_failure == "rollback")
@@ -269,7 +295,7 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
         out.append(VersionAssessment(version, tuple(met), tuple(broken), rollback, tuple(unmet), freeze))
         if safe:
             proven.add(version)
-    return ObjectiveTests(tuple(out), evalues, frozenset(proven), frozenset(beyond))
+    return ObjectiveTests(tuple(out), evalues, frozenset(proven), frozenset(beyond), unjudged)
 
 
 def _test(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str, value: float | None,
@@ -287,14 +313,14 @@ def _test(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, versio
         state = _share_look(run, name, _print(spec, objective, "share"), None if n_missing else n,
                             value if value is not None and 0 <= value <= 1 else None)
         shares[(objective.metric, version)] = state
-        return HELD if n_missing or value is None else _share(objective, state, value)
+        return HELD if n_missing or value is None else _share(objective, state, value, spec.sequential.burst_size)
     if value is None or n_missing:
         if value is not None and not quantile_tested:
             _mean(objective, value, None, run, name, _print(spec, objective, "mean"))  # carried, not advanced
         return HELD
     if n is None:
         return _Result()
-    quantile = _quantile(spec, snapshot, objective, version, n)
+    quantile = _quantile(spec, snapshot, objective, version, n, run, name, shares)
     if quantile is not None:
         return quantile
     return _mean(objective, value, n, run, name, _print(spec, objective, "mean"))

@@ -219,14 +219,15 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
         decided = None  # a verdict of another reward test (metric, query, alpha) does not carry over
     if decided is None and by_reward:
         decided = _winner(spec, better, log_thr, out, feasible, rewards.samples)
-    if decided and decided not in feasible:  # the reward's verdict stands; the version must be well
+    if decided and (decided not in feasible or decided in tests.unjudged):  # the verdict stands; it must be well
         suspect, decided = decided, None
     else:
         suspect = None
     if by_reward:
         why = _why(spec, decided, better, log_thr, rewards, assessments, out, kept_out)
         if suspect:
-            unmet = next((a.unmet for a in assessments if a.version == suspect and a.unmet), ("",))
+            unmet = next((a.unmet for a in assessments if a.version == suspect and a.unmet),
+                         (tests.unjudged.get(suspect, ""),))
             why = f"{suspect} won on the reward but is held back: {unmet[0]}"
         winner = WinnerAssessment((decided,) if decided else (), decided, why)
     else:

@@ -148,7 +148,22 @@ def test_the_mesh_libraries_have_no_reward_and_say_so_under_the_seeds_ab_test() 
         load_stack_config({"metrics": json.dumps({"library": "istio"})})
     assert err.value.problems == ["seldon-rollout:experiment.rewards[0].metric: unknown metric 'user-engagement' "
                                   "(known: 95th-percentile-tail-latency, error-count, error-rate, mean-latency, "
-                                  "request-count)"]
+                                  "request-count): 'user-engagement' is in metrics.library seldon, not in istio, "
+                                  "whose metrics carry no business outcome (no feedback API): add your reward to "
+                                  "extraMetrics (a query on your application's own counter, kind events or values), "
+                                  "or run a Canary (experiment.testingPattern: Canary, rewards: []), as "
+                                  "Pulumi.kserve.yaml does"]
+    # An objective on a Seldon-only metric names the library too; a name no library has is only unknown.
+    with pytest.raises(ConfigError) as err:
+        load_stack_config({"metrics": json.dumps({"library": "kserve"}), "models": '{"kind": "kserve"}',
+                           "routing": '{"kind": "gateway-api"}', "experiment": json.dumps({
+                               "testingPattern": "Canary", "rewards": [],
+                               "objectives": [{"metric": "feedback-reward", "upperLimit": 1},
+                                              {"metric": "no-such-metric", "upperLimit": 1}]})})
+    assert len(err.value.problems) == 2
+    assert err.value.problems[0].endswith("'feedback-reward' is in metrics.library seldon, not in kserve: pick one "
+                                          "of the known metrics, or define 'feedback-reward' in extraMetrics")
+    assert err.value.problems[1].endswith("request-count)")
 
 
 def test_a_model_keeps_its_format_when_only_models_kind_changes() -> None:

@@ -24,10 +24,11 @@ from tests.rollout.test_sequential import V1, V2, observed, snap, state_after
 SLOW = slow_request_metric(5000)["name"]
 
 
-def spec_with_quantile_test(**overrides: Any) -> ExperimentSpec:
+def spec_with_quantile_test(sequential: dict[str, Any] | None = None, **overrides: Any) -> ExperimentSpec:
     return parse_experiment(seed_experiment(
         algorithm="sequential", iterationsPerLoop=100, metrics=[*SEED_METRICS, slow_request_metric(5000)],
-        sequential={"quantileTests": [quantile_test("95th-percentile-tail-latency", 0.95, 5000)]}, **overrides))
+        sequential={"quantileTests": [quantile_test("95th-percentile-tail-latency", 0.95, 5000)],
+                    **(sequential or {})}, **overrides))
 
 
 def version(feedback: float, requests: float, slow: float, p95: float, mean: float = 40.0,
@@ -56,17 +57,30 @@ COUNTS = ("user-engagement", "request-count", "error-count", SLOW)
 
 def test_a_p95_breach_is_confirmed_from_bucket_counts_and_rolls_back() -> None:
     spec = spec_with_quantile_test()
-    state = start(spec, 0.0)
     base = version(70, 400, 0, 200)
-    # 4 of 40 requests slower than 5 s (10%, twice the 5% a p95 allows): leans, not confirmed.
-    few = sequential_decision(spec, snap(iris_v1=base, iris_v2=version(100, 40, 4, 6000)), state)
+    # One look cannot tell a burst of slow requests from a breach: no evidence yet, no gain, and no win.
+    first = assess(spec, snap(iris_v1=base, iris_v2=version(100, 40, 4, 6000)), Running({}))
+    assert "iris-v2" in first.beyond and not first.assessments[1].rollback
+    assert "needs 3 looks" in first.unjudged["iris-v2"]
+    # 4 of 40 requests slower than 5 s over three looks (10%, twice the 5% a p95 allows): leans, not confirmed.
+    few = after_looks(spec, base, version(100, 40, 4, 6000))
     assert not few.assessments[1].rollback and not few.assessments[1].feasible
     assert "slow share" in few.assessments[1].unmet[0] and "not confirmed" in few.assessments[1].unmet[0]
     # 48 of 400 (12%): confirmed; the engine rolls the candidate back.
-    many = snap(iris_v1=base, iris_v2=version(100, 400, 48, 6500))
-    assert sequential_decision(spec, many, state).assessments[1].rollback
-    ended = iterate(spec, many, state, 10.0)
-    assert ended.stage == FAILED and "slow share e-value" in ended.messages[0]
+    assert after_looks(spec, base, version(100, 400, 48, 6500)).assessments[1].rollback
+    state = start(spec, 0.0)
+    for k in range(1, 4):
+        state = iterate(spec, snap(iris_v1=version(70 * k, 400 * k, 0, 200),
+                                   iris_v2=version(100 * k, 400 * k, 48 * k, 6500)), state, 10.0 * k)
+    assert state.stage == FAILED and "slow share e-value" in state.messages[0]
+
+
+def test_a_slow_share_shared_with_the_baseline_rolls_no_candidate_back() -> None:
+    # A latency incident every version suffers: the candidate is no worse than the baseline in any look.
+    spec = spec_with_quantile_test()
+    shared = after_looks(spec, version(70, 400, 48, 6500), version(100, 400, 48, 6500))
+    assert not shared.assessments[1].rollback
+    assert shared.evalues["iris-v2"]["95th-percentile-tail-latency"] > 20  # its own test alone would break
 
 
 def test_a_p95_reading_over_the_limit_with_few_slow_requests_is_no_breach() -> None:
@@ -213,6 +227,19 @@ def test_a_slow_count_above_the_limit_never_shows_the_quantile_within_it() -> No
 def test_a_slow_count_below_the_limit_never_confirms_a_breach_of_it() -> None:
     # 12% of the requests slower than 5 s says nothing against a limit of 7500 ms.
     spec = _with_p95_limit(spec_with_quantile_test(), 7500)
-    data = snap(iris_v1=version(70, 400, 0, 200), iris_v2=version(100, 400, 48, 6500))
-    assert sequential_decision(spec_with_quantile_test(), data, start(spec, 0.0)).assessments[1].rollback
-    assert not sequential_decision(spec, data, start(spec, 0.0)).assessments[1].rollback
+    first, second = version(70, 400, 0, 200), version(100, 400, 48, 6500)
+    assert after_looks(spec_with_quantile_test(), first, second).assessments[1].rollback
+    assert not after_looks(spec, first, second).assessments[1].rollback
+
+
+def test_the_proof_within_counts_burst_size_requests_as_one() -> None:
+    # No error in 1000 requests shows an error rate under 1% for independent requests, not when one incident
+    # can fail 20 at once: a candidate failing 3% in bursts of 20 shows none in 1000 requests 22% of the time.
+    first = version(70, 1000, 0, 200)
+    assert V2 in after_looks(spec_with_quantile_test(), first, version(100, 1000, 0, 200)).proven
+    bursty = spec_with_quantile_test({"burstSize": 20})
+    assert V2 not in after_looks(bursty, first, version(100, 1000, 0, 200)).proven
+    assert V2 in after_looks(bursty, first, version(100, 20000, 0, 200)).proven
+    # The breach side is unchanged: it measures the bursts from the looks' spread.
+    breach = after_looks(bursty, first, version(100, 1000, 100, 200, errors=100))
+    assert breach.assessments[1].rollback

@@ -169,3 +169,24 @@ def test_create_refuses_before_anything_starts(prometheus: PrometheusServer) -> 
         outs = ExperimentProvider().create(provider_inputs(prometheus.url, intervalSeconds=120)).outs
     assert outs is not None and outs["stage"] == "Running"
     assert any("scrape interval 60 s" in m for m in outs["messages"])
+
+
+def test_an_update_that_shortens_the_interval_under_the_scrapes_is_refused_and_changes_nothing(
+        prometheus: PrometheusServer) -> None:
+    provider = ExperimentProvider()
+    with mock.patch("rollout.provider.time.time", lambda: float(QUERY_TIME)):
+        created = provider.create(provider_inputs(prometheus.url, intervalSeconds=120)).outs
+    assert created is not None
+    later = lambda: float(QUERY_TIME + 130)  # noqa: E731  # one interval on: the look is due
+    with mock.patch("rollout.provider.time.time", later):
+        with pytest.raises(PreflightError, match=r"^experiment\.intervalSeconds 20 is under twice the scrape "
+                                                 r"interval 60 s .*; nothing changed: the experiment goes on as "
+                                                 r"before, at iteration 0$"):
+            provider.update("x", created, provider_inputs(prometheus.url, intervalSeconds=20))
+        # allowed explicitly: the update goes through at the new cadence
+        allowed = provider.update("x", created, provider_inputs(prometheus.url, intervalSeconds=20,
+                                                                allowShortInterval=True)).outs
+        # an edit that keeps the interval at twice the scrapes or more is not refused either
+        kept = provider.update("x", created, provider_inputs(prometheus.url, intervalSeconds=125)).outs
+    assert allowed is not None and kept is not None
+    assert allowed["spec"]["intervalSeconds"] == 20 and kept["spec"]["intervalSeconds"] == 125
