@@ -100,7 +100,10 @@ routing: Routing | GatewayRouting
 if settings.routing.kind == "istio":
     routing = Routing(
         "routing",
-        routes=[Route(v.name, v.namespace, settings.deployment_name, settings.predictor) for v in versions],
+        routes=[Route(v.name, v.namespace, settings.deployment_name, settings.predictor,
+                      predictor_service(settings.deployment_name), PREDICTOR_PORT)
+                if settings.models.kind == "kserve" else
+                Route(v.name, v.namespace, settings.deployment_name, settings.predictor) for v in versions],
         weights=experiment.weights, promoted=experiment.promoted,
         namespace=settings.routing_namespace, gateway=settings.gateway, host=settings.host,
         opts=pulumi.ResourceOptions(provider=provider, depends_on=deployments),

@@ -271,10 +271,6 @@ class StackConfig(Model):
             problems.append((("metrics", "library"), f"{library_name} reads the metrics of {library_name}'s model "
                                                      f"server, but models.kind is {kind}: with models.kind {kind} "
                                                      f"use metrics.library {kind} or istio"))
-        if kind == "kserve" and self.routing.kind == "istio":
-            problems.append((("routing", "kind"), "istio is not supported with models.kind kserve (the VirtualService "
-                                                  "routes to Seldon's predictor Services): use routing.kind "
-                                                  "gateway-api"))
         problems += [(("baseline" if i == 0 else "candidates", *(() if i == 0 else (i - 1,)), "model", *loc), text)
                     for i, v in enumerate(self.versions) for loc, text in v.model.problems(self.models.kind)]
         if problems:

@@ -21,14 +21,18 @@ class Route:
     namespace: str
     deployment: str
     predictor: str
+    service: str | None = None
+    """The Service the version is served by (default: Seldon's predictor Service, `<deployment>-<predictor>`;
+    KServe's is `<name>-predictor`, components/serving/kserve.py)."""
+    port: int = SERVING_PORT
 
     @property
     def host(self) -> str:
-        return f"{self.deployment}-{self.predictor}.{self.namespace}.svc.cluster.local"
+        return f"{self.service or f'{self.deployment}-{self.predictor}'}.{self.namespace}.svc.cluster.local"
 
 
 def _route(route: Route, version_header: str, weight: int) -> dict[str, Any]:
-    return {"destination": {"host": route.host, "port": {"number": SERVING_PORT}},
+    return {"destination": {"host": route.host, "port": {"number": route.port}},
             "headers": {"response": {"set": {"version": version_header}}},
             "weight": weight}
 

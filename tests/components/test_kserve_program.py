@@ -16,6 +16,7 @@ from tests.test_program import COMPLETED, ROOT, RUNNING, run_program
 ISVC = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
 ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 GRANT = "kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant"
+VS = "kubernetes:networking.istio.io/v1alpha3:VirtualService"
 KSERVE_STACK = {key.split(":", 1)[1]: value
                 for key, value in yaml.safe_load((ROOT / "Pulumi.kserve.yaml").read_text())["config"].items()}
 ROLLED_BACK = {"stage": "Completed", "iteration": 4, "weights": {"iris-v1": 100, "iris-v2": 0},
@@ -84,6 +85,19 @@ def test_seldon_behind_an_httproute_names_seldons_predictor_services(monkeypatch
     assert "istio_requests_total" in configmap["data"]["request-count"]
 
 
+def test_kserve_behind_a_virtual_service_routes_to_kserves_predictor_services(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = run_program(monkeypatch, RUNNING, {**KSERVE_STACK, "routing": {"kind": "istio"}})
+    assert sorted(r.name for r in rec.of(ISVC)) == ["iris-v1-isvc", "iris-v2-isvc"]
+    assert not rec.of(ROUTE) and not rec.of(GRANT)
+    routes = rec.one(VS, "routing-rule")["spec"]["http"][0]["route"]
+    assert [(r["destination"]["host"], r["destination"]["port"]["number"]) for r in routes] == [
+        ("iris-predictor.ns-baseline.svc.cluster.local", 80), ("iris-predictor.ns-candidate.svc.cluster.local", 80)]
+    promoted = run_program(monkeypatch, COMPLETED, {**KSERVE_STACK, "routing": {"kind": "istio"}})
+    assert [r["destination"]["host"] for r in promoted.one(VS, "routing-rule")["spec"]["http"][0]["route"]] == [
+        "iris-predictor.ns-baseline.svc.cluster.local"]
+
+
 def test_the_default_stack_keeps_every_resource_name(monkeypatch: pytest.MonkeyPatch) -> None:
     """The seed's stack (no new key set) and one that sets the defaults explicitly make the same resources."""
     plain = run_program(monkeypatch, RUNNING)
@@ -102,8 +116,6 @@ def test_the_default_stack_keeps_every_resource_name(monkeypatch: pytest.MonkeyP
      ["seldon-rollout:metrics.library: seldon reads the metrics of seldon's model server, but models.kind is kserve"]),
     ({"metrics": {"library": "kserve"}},
      ["seldon-rollout:metrics.library: kserve reads the metrics of kserve's model server, but models.kind is seldon"]),
-    ({"models": {"kind": "kserve"}, "metrics": {"library": "kserve"}},
-     ["seldon-rollout:routing.kind: istio is not supported with models.kind kserve"]),
     ({"models": {"kind": "knative"}}, ["seldon-rollout:models.kind: must be one of seldon, kserve, got 'knative'"]),
     ({"routing": {"kind": "gateway"}}, ["seldon-rollout:routing.kind: must be one of istio, gateway-api"]),
     ({"metrics": {"library": "datadog"}}, ["seldon-rollout:metrics.library: must be one of seldon, istio, kserve"]),
@@ -114,7 +126,7 @@ def test_the_default_stack_keeps_every_resource_name(monkeypatch: pytest.MonkeyP
     ({"baseline": KSERVE_STACK["baseline"]},
      ["seldon-rollout:baseline.model.implementation: is required with models.kind seldon",
       "seldon-rollout:baseline.model.modelUri: is required with models.kind seldon"]),
-], ids=["seldon-metrics-on-kserve", "kserve-metrics-on-seldon", "istio-routing-on-kserve", "unknown-models",
+], ids=["seldon-metrics-on-kserve", "kserve-metrics-on-seldon", "unknown-models",
         "unknown-routing", "unknown-library", "a-seldon-server-without-kserve-format", "a-kserve-model-on-seldon"])
 def test_a_combination_that_cannot_work_is_refused_naming_its_keys(config: dict[str, Any], says: list[str]) -> None:
     with pytest.raises(ConfigError) as err:
@@ -130,13 +142,12 @@ def test_a_combination_that_cannot_work_is_refused_naming_its_keys(config: dict[
 def test_every_combination_runs_or_is_refused(models: str, routing: str, library: str) -> None:
     config = {"models": {"kind": models}, "routing": {"kind": routing}, "metrics": {"library": library},
               "experiment": {"testingPattern": "Canary", "rewards": []}}
-    refused = library not in ("istio", models) or (models, routing) == ("kserve", "istio")
+    refused = library not in ("istio", models)
     try:
         settings = load_stack_config({k: json.dumps(v) for k, v in config.items()})
     except ConfigError as err:
         assert refused, err
-        assert all(p.startswith(("seldon-rollout:metrics.library", "seldon-rollout:routing.kind"))
-                   for p in err.problems)
+        assert all(p.startswith("seldon-rollout:metrics.library") for p in err.problems)
         return
     assert not refused
     assert {m.name for m in settings.metrics()} >= {"request-count", "error-rate", "mean-latency",
