@@ -152,8 +152,9 @@ class Gateway:
                     self._routed[backend.host] += 1
         if chosen is not None:
             return self._to_backend(backend, path, body, started)
-        if path == SELDON_PREDICTIONS:
-            return self.predict(host_header, body, started)
+        table = self.table()
+        if path == SELDON_PREDICTIONS or (table is not None and table.matches(host_header)):
+            return self.predict(host_header, body, started, path)  # any path a VirtualService's host answers
         return None
 
     def _to_backend(self, backend: Backend | None, path: str, body: bytes, started: float) -> Reply:
@@ -170,8 +171,10 @@ class Gateway:
         return self._record(backend.host, upstream.workload, upstream.forward(backend.host, path, body), NO_FLAGS,
                             started)
 
-    def predict(self, host_header: str, body: bytes, started: float | None = None) -> Reply:
-        """`POST /api/v1.0/predictions` routed by the VirtualService."""
+    def predict(self, host_header: str, body: bytes, started: float | None = None,
+                path: str = SELDON_PREDICTIONS) -> Reply:
+        """`POST <path>` routed by the VirtualService (Seldon's `/api/v1.0/predictions`, KServe's v1 and v2
+        protocols)."""
         started = time.perf_counter() if started is None else started
         with self._lock:
             table = self._table
@@ -186,9 +189,9 @@ class Gateway:
             return self._record(None, None, reply, NO_HEALTHY_UPSTREAM, started)
         upstream = self._upstreams.find(destination.namespace, destination.service)
         if upstream is None:
-            reply = failure(503, "NO_HEALTHY_UPSTREAM", f"no SeldonDeployment serves {destination.host}")
+            reply = failure(503, "NO_HEALTHY_UPSTREAM", f"no pod serves {destination.host}")
             return self._record(destination.host, None, reply, NO_HEALTHY_UPSTREAM, started)
-        reply = upstream.forward(destination.host, SELDON_PREDICTIONS, body)
+        reply = upstream.forward(destination.host, path, body)
         reply = Reply(reply.status, reply.body, reply.headers + destination.response_headers)
         return self._record(destination.host, upstream.workload, reply, NO_FLAGS, started)
 

@@ -162,3 +162,24 @@ def test_a_status_stored_differently_is_not_written_again(models: dict[str, Mode
             time.sleep(1.0)  # a second later: a status written anew would carry a new lastTransitionTime
             plane.sync.run_once()
         assert len(cluster.statuses) == 1, "each pass would write again, and each write is a watch event"
+
+
+def test_kserve_behind_a_virtual_service_is_routed_by_its_weights_on_both_protocols(
+        mesh: MeshCluster, mesh_plane: DataPlane, http: requests.Session) -> None:
+    from components.serving.kserve import PREDICTOR_PORT
+    from testbed.fakes import Route, routing_rule
+    from tests.localenv.mesh import V2_PAYLOAD
+    routes = (Route("iris-v1", "ns-baseline", "iris", "default", "iris-predictor", PREDICTOR_PORT),
+              Route("iris-v2", "ns-candidate", "iris", "default", "iris-predictor", PREDICTOR_PORT))
+    mesh.set(routes=[], vs=routing_rule(75, 25, routes=routes))  # the program's VirtualService, no HTTPRoute
+    mesh_plane.sync.run_once()
+    before = Counter(mesh_plane.gateway.routed())
+    answers = [http.post(f"{mesh_plane.url}{path}", json=body, headers={"Host": HOST}, timeout=10)
+               for path, body in [("/v1/models/iris:predict", V1_PAYLOAD), ("/v2/models/iris/infer", V2_PAYLOAD)] * 4]
+    assert [a.status_code for a in answers] == [200] * 8
+    assert Counter(mesh_plane.gateway.routed()) - before == Counter({BASELINE: 6, CANDIDATE: 2})
+    assert {a.headers["version"] for a in answers} == {"iris-v1", "iris-v2"}  # the route's response header
+    # Another host is not the VirtualService's: 404 from the gateway, nothing routed.
+    other = http.post(f"{mesh_plane.url}/v1/models/iris:predict", json=V1_PAYLOAD, headers={"Host": "other.example"},
+                      timeout=10)
+    assert other.status_code == 404
