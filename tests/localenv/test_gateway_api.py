@@ -12,10 +12,13 @@ from typing import Any
 
 import requests
 
+from components.routing.istio import Route
+from components.serving.kserve import PREDICTOR_PORT
 from localenv.app import DataPlane
 from localenv.httproute import CONTROLLER_NAME, Grant, permitted
 from localenv.models import Model
-from tests.localenv.mesh import HOST, V1_PAYLOAD, MeshCluster, backend, http_route, reference_grant
+from testbed.fakes import routing_rule
+from tests.localenv.mesh import HOST, V1_PAYLOAD, V2_PAYLOAD, MeshCluster, backend, http_route, reference_grant
 
 BASELINE = "iris-predictor.ns-baseline.svc.cluster.local"
 CANDIDATE = "iris-predictor.ns-candidate.svc.cluster.local"
@@ -166,9 +169,6 @@ def test_a_status_stored_differently_is_not_written_again(models: dict[str, Mode
 
 def test_kserve_behind_a_virtual_service_is_routed_by_its_weights_on_both_protocols(
         mesh: MeshCluster, mesh_plane: DataPlane, http: requests.Session) -> None:
-    from components.serving.kserve import PREDICTOR_PORT
-    from testbed.fakes import Route, routing_rule
-    from tests.localenv.mesh import V2_PAYLOAD
     routes = (Route("iris-v1", "ns-baseline", "iris", "default", "iris-predictor", PREDICTOR_PORT),
               Route("iris-v2", "ns-candidate", "iris", "default", "iris-predictor", PREDICTOR_PORT))
     mesh.set(routes=[], vs=routing_rule(75, 25, routes=routes))  # the program's VirtualService, no HTTPRoute
