@@ -22,6 +22,7 @@ multiplies every version's reward mean alike. The fixed-horizon oracle reads the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import re
@@ -56,6 +57,9 @@ BUCKETS = DEFAULT_BUCKETS
 LE = (*(f"{b:g}" for b in BUCKETS), "+Inf")
 INCIDENT = (45, 65, 0.30)
 """A shared incident: from 45 s to 65 s after the start every version fails 30% of its requests."""
+SLOW_INCIDENT = (45, 65, 50.0)
+"""A shared latency incident: from 45 s to 65 s after the start every version's latencies are 50x (median
+40 ms -> 2 s: mean and p95 beyond their limits for the incident's requests)."""
 FAST_FAILURE_S = 0.003
 
 
@@ -111,6 +115,8 @@ class DataWorld(Verdicts):
     declared_burst: int = 1
     """The experiment's `sequential.burstSize`: what the user states of the bursts (the bursty worlds state 20)."""
     incident: bool = False
+    slow_incident: bool = False
+    """From 45 s to 65 s every version answers 50x slower (a shared latency incident: a node, a dependency)."""
     empty_reward_at: int = 0
     """The look (1-based) at which the candidate's reward answer is empty (0: never)."""
     failed_count_at: tuple[int, ...] = ()
@@ -185,6 +191,10 @@ def _worlds() -> tuple[DataWorld, ...]:
                   pair(), incident=True),
         DataWorld("incident-seed", "the seed's rewards, a 20 s incident failing 30% of every version's requests",
                   pair(0.7, 1.0), incident=True),
+        DataWorld("slow-incident-null", "equal versions, a 20 s incident making every version's requests 50x slower",
+                  pair(), slow_incident=True),
+        DataWorld("slow-incident-seed", "the seed's rewards, a 20 s incident making every version 50x slower",
+                  pair(0.7, 1.0), slow_incident=True),
         DataWorld("p95-null", "equal versions, p95 160 ms, limit 250 ms (buckets 100/250 ms)", p95_null),
         DataWorld("p95-healthy", "candidate better, p95 200 ms (between buckets), limit 250 ms", healthy_p95),
         DataWorld("p95-broken", "candidate better, p95 325 ms (30% over the 250 ms limit)", broken_p95),
@@ -301,21 +311,16 @@ class Simulation:
         look.requests += n
         look.errors += errors
         look.latency_ms += errors * FAST_FAILURE_S * 1000
-        if ok:
-            sd = truth.mean_ms * math.sqrt((math.exp(truth.sigma**2) - 1) * ok)
-            latency = max(0.0, rng.gauss(truth.mean_ms * ok, sd))
-            out.latency["200"] += latency / 1000
-            look.latency_ms += latency
-            left, rest, cumulative, within = ok, 1.0, 0, 0
-            for i, p in enumerate(self.shares[truth.name][:-1]):
-                got = binomial(rng, left, min(1.0, p / rest)) if left and rest > 0 else 0
-                left, rest = left - got, rest - p
-                cumulative += got
-                out.buckets[i] += cumulative
-                if i == self.slow_index:
-                    within = cumulative
-            out.buckets[-1] += ok
-            look.slow += ok - within
+        slowed = 0
+        if world.slow_incident and ok:
+            start, end, factor = SLOW_INCIDENT
+            overlap = max(0.0, min(t1, end) - max(t0, start)) / dt
+            slowed = binomial(rng, ok, overlap) if overlap > 0 else 0
+            if slowed:
+                slow = dataclasses.replace(truth, median_ms=truth.median_ms * factor)
+                self._answered(slow, slowed, slow.bucket_shares(), out, look)
+        if ok - slowed:
+            self._answered(truth, ok - slowed, self.shares[truth.name], out, look)
         if world.reward == "events":
             k = poisson(rng, truth.reward * world.feedback * self.mean_factor(mid) * dt)
             value = float(k)
@@ -326,6 +331,24 @@ class Simulation:
         out.reward += value
         look.feedback += k
         look.reward += value
+
+    def _answered(self, truth: Version, ok: int, shares: list[float], out: Exported, look: Look) -> None:
+        """`ok` answered requests of `truth`'s latency distribution: the `_sum`, the buckets, the slow count."""
+        rng = self.rng
+        sd = truth.mean_ms * math.sqrt((math.exp(truth.sigma**2) - 1) * ok)
+        latency = max(0.0, rng.gauss(truth.mean_ms * ok, sd))
+        out.latency["200"] += latency / 1000
+        look.latency_ms += latency
+        left, rest, cumulative, within = ok, 1.0, 0, 0
+        for i, p in enumerate(shares[:-1]):
+            got = binomial(rng, left, min(1.0, p / rest)) if left and rest > 0 else 0
+            left, rest = left - got, rest - p
+            cumulative += got
+            out.buckets[i] += cumulative
+            if i == self.slow_index:
+                within = cumulative
+        out.buckets[-1] += ok
+        look.slow += ok - within
 
     def _scrape(self, at: float) -> None:
         world, rng = self.world, self.rng
