@@ -77,6 +77,11 @@ class ObjectiveTests:
     """Versions whose every proportion-type objective (error rates, slow shares) is shown to be met."""
     beyond: frozenset[str] = frozenset()
     """Versions with a tested objective whose estimate (share, mean) is beyond its limit now."""
+    harm: Mapping[str, float] = field(default_factory=dict)
+    """Per version, the largest e-value of harm done by its objectives: its own test's, or for a candidate
+    the smaller of its own and its test against the baseline (paired tests). A held-back version keeps
+    floor / harm**2 of the traffic: moving a candidate's traffic to a baseline that suffers the same (a shared
+    incident) protects no one, and would keep the candidate out for good (no traffic, no new data)."""
     unjudged: Mapping[str, str] = field(default_factory=dict)
     """Versions beyond a limit whose test cannot judge yet (a share's first looks), with why: none is
     decided the winner on such a look (it would take the traffic before any test could hold it back)."""
@@ -133,17 +138,72 @@ def is_share(spec: ExperimentSpec, objective: Objective) -> bool:
     return all(0 <= x <= 1 for x in (objective.upper_limit, objective.lower_limit) if x is not None)
 
 
-def _share_look(run: Running, name: str, print_: str, n: float | None, value: float | None) -> list[float]:
-    """A share's running per-look batches: [n, errors last used, looks, sum n, sum errors, sum n x^2]."""
+@dataclass
+class _Shares:
+    """The share tests' states this look, by (metric, version), and each one's new batch (None: none)."""
+
+    base: str
+    states: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    batches: dict[tuple[str, str], tuple[float, float] | None] = field(default_factory=dict)
+
+
+def _share_look(run: Running, name: str, print_: str, n: float | None,
+                value: float | None) -> tuple[list[float], tuple[float, float] | None]:
+    """A share's running per-look batches: [n, errors last used, looks, sum n, sum errors, sum n x^2], and
+    this look's batch (requests, errors) when the sample grew."""
     now = [n, value * n] if n is not None and value is not None else [None]
     state = run.take(name, print_, SHARE_SIZE) or run.begin(name, SHARE_SIZE, now)
+    batch = None
     if n is not None and value is not None:
         total = value * n
-        dn, dt = n - state[0], total - state[1]
-        if grown(state[0], n) and dt >= 0:  # a drop holds the totals: never rebased, never replayed
-            state = [n, total, state[2] + 1, state[3] + dn, state[4] + dt, state[5] + dt * dt / dn]
+        dn, dt = n - state[0], max(total - state[1], 0.0)
+        if grown(state[0], n):
+            # a lower count (increase()'s extrapolation of a count that stopped growing) is no error this look
+            # and keeps the higher total: never rebased, never replayed, and the look still counts (a look
+            # that waited for the count to pass its old high would never come once errors stop)
+            state = [n, max(total, state[1]), state[2] + 1, state[3] + dn, state[4] + dt, state[5] + dt * dt / dn]
+            batch = (dn, dt)
+    run.put(name, print_, state)
+    return state, batch
+
+
+def _clean_look(run: Running, name: str, print_: str, own: tuple[float, float] | None,
+                base: tuple[float, float] | None, upper: float | None, lower: float | None) -> list[float]:
+    """A candidate's batches outside the looks in which the baseline's own share was beyond the limit (a
+    shared incident), laid out as `_share_look`'s (the first two unused): what its proof "within" uses.
+
+    Which looks are left out depends on the baseline's data alone, so the proof stays valid on the rest; it
+    then says "within the limit, but for incidents the baseline suffered in the same looks". A look without
+    a baseline batch (the baseline at 0% once a winner takes the traffic) is kept: nothing shows it shared.
+    """
+    state = run.take(name, print_, SHARE_SIZE) or run.begin(name, SHARE_SIZE, [])
+    if own is not None:
+        dn, dt = own
+        share = base[1] / base[0] if base is not None and base[0] > 0 else None
+        shared = share is not None and ((upper is not None and share > upper) or (lower is not None and share < lower))
+        if not shared:
+            state = [0.0, 0.0, state[2] + 1, state[3] + dn, state[4] + dt, state[5] + dt * dt / dn]
     run.put(name, print_, state)
     return state
+
+
+def _share_test(spec: ExperimentSpec, objective: Objective, version: str, n: float | None, value: float | None,
+                run: Running, name: str, print_: str, shares: _Shares, test: str = "proportion",
+                upper: float | None = None, lower: float | None = None, prove: bool = True) -> _Result:
+    """One version's share test this look (`value` the share now, None: missing), its states kept in `shares`;
+    the limits are the objective's unless given."""
+    if upper is None and lower is None:
+        upper, lower = objective.upper_limit, objective.lower_limit
+    key = (objective.metric, version)
+    state, batch = _share_look(run, name, print_, n, value)
+    shares.states[key], shares.batches[key] = state, batch
+    clean = None
+    if version != shares.base:
+        clean = _clean_look(run, f"{name}|outside shared incidents", f"{print_} clean", batch,
+                            shares.batches.get((objective.metric, shares.base)), upper, lower)
+    if n is None or value is None:
+        return HELD
+    return _share(state, value, spec.sequential.burst_size, test, upper, lower, prove, clean)
 
 
 def dispersion(state: list[float]) -> float | None:
@@ -163,17 +223,17 @@ def dispersion(state: list[float]) -> float | None:
     return max(1.0, spread / (share * (1 - share)))
 
 
-def _share(objective: Objective, state: list[float], value: float, burst: int, test: str = "proportion",
-           upper: float | None = None, lower: float | None = None, prove: bool = True) -> _Result:
-    """The proportion test on a version's own batches, against the limits (the objective's unless given),
-    tolerant of bursts; `value` is the share now (whether the estimate is beyond a limit).
+def _share(state: list[float], value: float, burst: int, test: str, upper: float | None, lower: float | None,
+           prove: bool = True, clean: list[float] | None = None) -> _Result:
+    """The proportion test on a version's own batches, against the limits, tolerant of bursts; `value` is
+    the share now (whether the estimate is beyond a limit).
 
     The breach divides the log likelihood ratio by the looks' measured overdispersion; the proof by that or
     `burst` (sequential.burstSize), whichever is larger: with few or no errors the looks show no spread, and
     a candidate failing 3% of its requests in bursts of 20 shows none in 1000 requests one time in five.
+    A candidate's proof uses its `clean` batches (`_clean_look`): a shared incident's look would spread its
+    shares for the rest of the experiment and keep any proof out of reach.
     """
-    if upper is None and lower is None:
-        upper, lower = objective.upper_limit, objective.lower_limit
     phi = dispersion(state)
     beyond = (upper is not None and value > upper) or (lower is not None and value < lower)
     if phi is None:
@@ -181,7 +241,11 @@ def _share(objective: Objective, state: list[float], value: float, burst: int, t
                        f"not confirmed: the {test} test needs {MIN_LOOKS} looks with new requests "
                        "(one look cannot tell a burst from a breach)")
     share, n = state[4] / state[3], state[3]
-    proof = _within_log_e(share, n, upper, lower) / max(phi, burst) if prove else -math.inf
+    proof = -math.inf
+    proving = state if clean is None else clean
+    phi_proof = dispersion(proving)
+    if prove and phi_proof is not None:
+        proof = _within_log_e(proving[4] / proving[3], proving[3], upper, lower) / max(phi_proof, burst)
     return _Result(proportion_log_e(share, n, upper, lower) / phi, test, proof, beyond)
 
 
@@ -216,7 +280,7 @@ def _mean(objective: Objective, value: float, n: float | None, run: Running, nam
 
 
 def _quantile(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str, n: float, run: Running,
-              name: str, shares: dict[tuple[str, str], list[float]]) -> _Result | None:
+              name: str, shares: _Shares) -> _Result | None:
     """The share of requests slower than the test's bound, per look like an error rate (bursts of slow
     requests, a latency incident every version suffers), against 1 - quantile."""
     for test in spec.sequential.quantile_tests:
@@ -226,14 +290,10 @@ def _quantile(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, ve
             slow_metric = spec.metric(test.slow_count)
             print_ = _print(spec, objective, f"slow share {test.quantile} {test.slower_than} {slow_metric.query} "
                                              f"{slow_metric.jq_expression}")
-            state = _share_look(run, name, print_, None if share is None else n, share)
-            shares[(objective.metric, version)] = state
-            if share is None:
-                return HELD
             above, below = test.slower_than >= objective.upper_limit, test.slower_than <= objective.upper_limit
-            result = _share(objective, state, share, spec.sequential.burst_size, "slow share", 1 - test.quantile,
-                            prove=below)
-            return result if above else _Result(0.0, result.test, result.proof, False, result.note)
+            result = _share_test(spec, objective, version, None if share is None else n, share, run, name, print_,
+                                 shares, "slow share", 1 - test.quantile, None, prove=below)
+            return result if above or result is HELD else _Result(0.0, result.test, result.proof, False, result.note)
     return None
 
 
@@ -248,8 +308,9 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
     proven: set[str] = set()
     beyond: set[str] = set()
     unjudged: dict[str, str] = {}
+    harm: dict[str, float] = {}
     base = spec.version_names[0]
-    shares: dict[tuple[str, str], list[float]] = {}
+    shares = _Shares(base)
     for version in spec.version_names:
         safe = True
         met: list[bool] = []
@@ -269,16 +330,17 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
             got = f"{objective.condition()} (got {value:g}"
             safe = safe and (result.proof is None or result.proof >= log_proof)
             log_e = breach = result.log_e
-            paired = version != base and result.test in PAIRED and (objective.metric, base) in shares
+            paired = version != base and result.test in PAIRED and (objective.metric, base) in shares.states
             if log_e is not None and paired:
                 # judged against what the baseline suffered: a shared incident is no breach of the candidate's
-                worse = _worse_than_baseline(objective, shares[(objective.metric, base)],
-                                             shares[(objective.metric, version)], run,
+                worse = _worse_than_baseline(objective, shares.states[(objective.metric, base)],
+                                             shares.states[(objective.metric, version)], run,
                                              f"objective|{base}|{version}|{objective.metric}|baseline",
                                              _print(spec, objective, "share difference"))
                 breach = min(log_e, worse)
             if log_e is not None:
                 evalues.setdefault(version, {})[objective.metric] = report(log_e)
+                harm[version] = max(harm.get(version, 1.0), report(log_e if breach is None else breach))
                 met[-1] = log_e <= LEAN  # with a test, held back only while the evidence leans to a breach
                 if result.note and result.beyond:
                     unjudged.setdefault(version, f"{got}, {result.note})")
@@ -295,11 +357,11 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
         out.append(VersionAssessment(version, tuple(met), tuple(broken), rollback, tuple(unmet), freeze))
         if safe:
             proven.add(version)
-    return ObjectiveTests(tuple(out), evalues, frozenset(proven), frozenset(beyond), unjudged)
+    return ObjectiveTests(tuple(out), evalues, frozenset(proven), frozenset(beyond), harm, unjudged)
 
 
 def _test(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str, value: float | None,
-          run: Running, shares: dict[tuple[str, str], list[float]]) -> _Result:
+          run: Running, shares: _Shares) -> _Result:
     """One objective's test for one version this look (its running evidence kept in `run` either way).
 
     A reading the test needs that is missing (the value, or the sample size when the metric has one)
@@ -310,10 +372,9 @@ def _test(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, versio
     n_missing = size is not None and value_of(snapshot.get((size, version))) is None
     quantile_tested = any(t.objective == objective.metric for t in spec.sequential.quantile_tests)
     if size and is_share(spec, objective) and not quantile_tested:
-        state = _share_look(run, name, _print(spec, objective, "share"), None if n_missing else n,
-                            value if value is not None and 0 <= value <= 1 else None)
-        shares[(objective.metric, version)] = state
-        return HELD if n_missing or value is None else _share(objective, state, value, spec.sequential.burst_size)
+        return _share_test(spec, objective, version, None if n_missing else n,
+                           value if value is not None and 0 <= value <= 1 else None, run, name,
+                           _print(spec, objective, "share"), shares)
     if value is None or n_missing:
         if value is not None and not quantile_tested:
             _mean(objective, value, None, run, name, _print(spec, objective, "mean"))  # carried, not advanced

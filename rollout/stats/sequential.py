@@ -40,8 +40,9 @@ evidence ends the experiment naming the field.
 Objectives: `rollout.stats.objective_tests` (error rates and latency quantiles as binomial tests from
 counts and histogram buckets, mean latencies as bets on batch means). A version whose test leans to
 a breach (e-value > 1) cannot win and keeps floor / e-value**2 (the stronger the evidence, the faster
-it backs off); under half a percent that is 0%, and with no traffic nothing can clear it: it is kept
-out (out of play, like a futile one). One whose estimate is beyond a limit gains no
+it backs off; for an error or slow share, the e-value that it is also worse than the baseline when that is
+smaller: a shared incident moves no traffic); under half a percent that is 0%, and with no traffic
+nothing can clear it: it is kept out (out of play, like a futile one). One whose estimate is beyond a limit gains no
 traffic until a winner is decided; a confirmed breach rolls back. A reward winner ends the
 experiment only once its error rates and slow shares are shown within their limits; at the
 budget's end an unproven winner is not promoted. No rule can cut a bad candidate's traffic for free:
@@ -209,7 +210,7 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
     beaten = {u for (v, u), log_e in better.items() if log_e >= log_thr}
     futile = _futile(spec, state, rewards, sign, log_thr) - beaten if by_reward else set()
     feasible = {a.version for a in assessments if a.feasible} - broken
-    harm = {v: max(e.values(), default=1.0) for v, e in tests.evalues.items()}
+    harm = tests.harm
     floor = Fraction(settings.exploration_floor)
     kept_out = {v for v in names[1:] if v not in feasible | broken | beaten | futile
                 and _held(floor, harm.get(v, 1.0)) < Fraction(1, 2)} if by_reward else set()
