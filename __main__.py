@@ -11,7 +11,7 @@ import os
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.load import LoadGenerator, LoadJob, seed_load_jobs
+from components.load import SELDON_FEEDBACK, LoadGenerator, LoadJob, reward_jobs, seed_load_jobs
 from components.metrics.objects import MetricsLibrary
 from components.routing.gateway_api import Backend, GatewayRouting
 from components.routing.istio import SERVING_PORT, Route, Routing
@@ -134,11 +134,15 @@ if settings.load.enabled:
     if settings.models.kind == "seldon":
         jobs = seed_load_jobs(settings.host, [(v.namespace, v.name) for v in versions], settings.deployment_name,
                               settings.load.prediction_qps, list(settings.load.reward_qps),
-                              settings.load.duration_seconds)
-    else:  # KServe's v1 protocol, by the InferenceService's name; KServe has no feedback endpoint to reward
+                              settings.load.duration_seconds, settings.load.reward_path or SELDON_FEEDBACK)
+    else:  # KServe's v1 protocol, by the InferenceService's name; rewards only where load.rewardPath says
         jobs = [LoadJob("fortio-requests", f"/v1/models/{settings.deployment_name}:predict",
                         settings.load.prediction_qps, {"instances": [[6.8, 2.8, 4.8, 1.4]]},
                         settings.load.duration_seconds, settings.host)]
+        if settings.load.reward_path:
+            jobs += reward_jobs([(v.namespace, v.name) for v in versions], settings.deployment_name,
+                                list(settings.load.reward_qps), settings.load.duration_seconds,
+                                settings.load.reward_path)
     # After the routing: fortio aborts when its warm-up requests fail (404 before the VirtualService).
     LoadGenerator("load", jobs=jobs, gateway_url=gateway_url, namespace=settings.routing_namespace,
                   opts=pulumi.ResourceOptions(provider=provider, depends_on=[routing]))

@@ -1,4 +1,5 @@
-"""The seed's fortio load Jobs: predictions through the gateway, rewards to each version's feedback."""
+"""The seed's fortio load Jobs: predictions through the gateway, rewards to each version's feedback (Seldon's
+feedback route, or `load.rewardPath`: the application that counts engagement where the model server cannot)."""
 
 from __future__ import annotations
 
@@ -53,16 +54,27 @@ def fortio_job_spec(job: LoadJob, gateway_url: str) -> dict[str, Any]:
     }}}
 
 
+SELDON_FEEDBACK = "/seldon/{namespace}/{deployment}/api/v1.0/feedback"
+"""The route Seldon's operator adds for each SeldonDeployment, to its feedback endpoint (the seed's)."""
+
+
+def reward_jobs(versions: list[tuple[str, str]], deployment: str, reward_qps: list[float], duration_seconds: int,
+                path: str = SELDON_FEEDBACK) -> list[LoadJob]:
+    """One reward load per version (namespace, version name), posting `{"reward": 1}` to `path` with the
+    version's namespace and the deployment's name filled in."""
+    return [LoadJob(f"fortio-{version.replace('-', '')}-rewards",
+                    path.replace("{namespace}", namespace).replace("{deployment}", deployment),
+                    qps, REWARD_PAYLOAD, duration_seconds)
+            for (namespace, version), qps in zip(versions, reward_qps, strict=True)]
+
+
 def seed_load_jobs(host: str, versions: list[tuple[str, str]], deployment: str,
-                   prediction_qps: float, reward_qps: list[float], duration_seconds: int) -> list[LoadJob]:
+                   prediction_qps: float, reward_qps: list[float], duration_seconds: int,
+                   reward_path: str = SELDON_FEEDBACK) -> list[LoadJob]:
     """Predictions through the gateway plus one reward load per version (namespace, version name)."""
     jobs = [LoadJob("fortio-requests", "/api/v1.0/predictions", prediction_qps,
                     PREDICTION_PAYLOAD, duration_seconds, host)]
-    for (namespace, version), qps in zip(versions, reward_qps, strict=True):
-        jobs.append(LoadJob(f"fortio-{version.replace('-', '')}-rewards",
-                            f"/seldon/{namespace}/{deployment}/api/v1.0/feedback",
-                            qps, REWARD_PAYLOAD, duration_seconds))
-    return jobs
+    return jobs + reward_jobs(versions, deployment, reward_qps, duration_seconds, reward_path)
 
 
 class LoadGenerator(pulumi.ComponentResource):

@@ -143,6 +143,20 @@ class VersionConfig(Model):
     model: ModelSpec
 
 
+def _reward_path(value: str) -> str:
+    if not value:
+        return value
+    problem = None
+    unknown = sorted(set(re.findall(r"{([^}]*)}", value)) - {"namespace", "deployment"})
+    if not value.startswith("/"):
+        problem = f"must start with / (a path under load.gatewayUrl), got {value!r}"
+    elif unknown:
+        problem = f"may name only {{namespace}} and {{deployment}}, got {', '.join(f'{{{u}}}' for u in unknown)}"
+    if problem:
+        raise PydanticCustomError("rule", "{message}", {"message": problem})
+    return value
+
+
 class LoadSettings(Model):
     """The seed's fortio load Jobs."""
 
@@ -152,6 +166,11 @@ class LoadSettings(Model):
     prediction_qps: Positive = 5.0
     reward_qps: tuple[Positive, ...] = (0.7, 1.0)
     """Feedback load per version, in version order."""
+    reward_path: Annotated[str, AfterValidator(_reward_path)] = ""
+    """Where each version's reward load posts `{"reward": 1}`, under the gateway URL, `{namespace}` and
+    `{deployment}` filled in. Empty: Seldon's feedback route `/seldon/{namespace}/{deployment}/api/v1.0/feedback`
+    with models.kind seldon, and no reward load with kserve (KServe has no feedback API: point it at your
+    application's own endpoint, as Pulumi.kserve.yaml does)."""
     duration_seconds: AtLeastOne = 6000
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from localenv.cluster import ClusterSource
+from localenv.engagement import Engagement
 from localenv.executor import Executors
 from localenv.faults import Faults
 from localenv.gateway import Gateway, Upstreams
@@ -37,8 +38,9 @@ class DataPlane:
         self.loads = Loads(lambda: self.url)
         self.sync = Sync(source, self.gateway, self.executors, self.loads, poll_seconds, self.model_servers,
                          self.upstreams)
+        self.engagement = Engagement()
         handlers = Handlers(self.gateway, self.executors, self.faults, self.status,
-                            self.sync.synced.is_set, self.model_servers, self.upstreams)
+                            self.sync.synced.is_set, self.model_servers, self.upstreams, self.engagement)
         self._http = DataPlaneHTTPServer((host, port), handlers)
         self._threads: list[threading.Thread] = []
         self._started_at = time.time()

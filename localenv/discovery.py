@@ -26,6 +26,7 @@ from localenv.metrics import ExecutorMetrics, ModelServerMetrics
 from localenv.routes import ServedModel
 
 if TYPE_CHECKING:  # kserve imports the executor, which imports this module
+    from localenv.engagement import Engagement
     from localenv.istio import GatewayMetrics
     from localenv.kserve import ModelServer
 
@@ -163,10 +164,12 @@ class MeshTarget:
         }}
 
 
-def mesh_targets(gateway: GatewayMetrics, servers: list[ModelServer], pods: list[Pod]) -> list[MeshTarget]:
+def mesh_targets(gateway: GatewayMetrics, servers: list[ModelServer], pods: list[Pod],
+                 engagement: Engagement | None = None) -> list[MeshTarget]:
     """The gateway's Envoy (`istio-proxy`, 15090 `/stats/prometheus`), each KServe predictor pod's
     model server (`kserve-container`, 8080 `/metrics`, as the runtimes' `prometheus.kserve.io` annotations
-    say) and every model pod's sidecar (KServe's and Seldon's `istio-proxy`)."""
+    say), every model pod's sidecar (KServe's and Seldon's `istio-proxy`) and the engagement application
+    standing in for the user's own (`localenv/engagement.py`)."""
     from localenv.istio import GATEWAY_NAMESPACE, PROXY_CONTAINER, PROXY_PATH, PROXY_PORT
     from localenv.kserve import CONTAINER, HTTP_PORT, METRICS_PATH
 
@@ -180,4 +183,8 @@ def mesh_targets(gateway: GatewayMetrics, servers: list[ModelServer], pods: list
     for pod in sorted(pods, key=lambda p: (p.served.namespace, p.name)):
         targets.append(MeshTarget(pod.served.namespace, pod.name, PROXY_CONTAINER, PROXY_PORT, "http-envoy-prom",
                                   PROXY_PATH, pod.labels(), pod.sidecar.exposition))
+    if engagement is not None:
+        from localenv import engagement as app
+        targets.append(MeshTarget(app.NAMESPACE, app.POD, app.CONTAINER, app.PORT, "http", app.METRICS_PATH,
+                                  app.LABELS, engagement.exposition))
     return targets

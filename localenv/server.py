@@ -7,6 +7,7 @@
 | POST /services/<ns>/<service>/<path> | straight to that Service's pod (no routing, no gateway metrics) |
 | POST /seldon/<ns>/<deployment>/api/v1.0/predictions | to that executor by Seldon's own route (no weights) |
 | POST /seldon/<ns>/<deployment>/api/v1.0/feedback | feedback to that executor |
+| POST /app/engagement/<ns> | an engagement event for the version in <ns> (`localenv/engagement.py`) |
 | GET /discovery/targets | Prometheus HTTP service discovery of the Seldon pods' metrics endpoints |
 | GET /discovery/mesh-targets | the same for the gateway's Envoy and the KServe predictor pods |
 | GET /pods/<ns>/<pod>/<container>/prometheus | one container's metrics (executor or model server) |
@@ -25,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from localenv.discovery import DISCOVERY_PATH, MESH_DISCOVERY_PATH, TARGET_PATH, mesh_targets, target_groups
+from localenv.engagement import Engagement
 from localenv.executor import Executors, Reply, failure
 from localenv.faults import BadFaults, Faults, parse_faults
 from localenv.gateway import Gateway, Upstreams
@@ -44,7 +46,8 @@ class Handlers:
 
     def __init__(self, gateway: Gateway, executors: Executors, faults: Faults,
                  status: Callable[[], dict[str, Any]], synced: Callable[[], bool], model_servers: ModelServers,
-                 upstreams: Upstreams) -> None:
+                 upstreams: Upstreams, engagement: Engagement | None = None) -> None:
+        self.engagement = engagement
         self.model_servers = model_servers
         self.upstreams = upstreams
         self.gateway = gateway
@@ -67,6 +70,9 @@ class Handlers:
         if match:
             namespace, deployment, service = match.groups()
             return self.gateway.seldon(namespace, deployment, f"/api/v1.0/{service}", body)
+        recorded = self.engagement.post(path, body) if self.engagement is not None else None
+        if recorded is not None:
+            return recorded
         forwarded = self.gateway.forward(path, host, body)
         if forwarded is not None:
             return forwarded
@@ -75,7 +81,8 @@ class Handlers:
 
     def exposition(self, path: str) -> bytes | None:
         """The metrics of the container `path` names, if that pod is current."""
-        for target in mesh_targets(self.gateway.metrics, self.model_servers.servers(), self.executors.pods()):
+        for target in mesh_targets(self.gateway.metrics, self.model_servers.servers(), self.executors.pods(),
+                                   self.engagement):
             if target.path == path:
                 return target.exposition()
         match = TARGET_PATH.match(path)
@@ -141,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == MESH_DISCOVERY_PATH:
             host, port = self.server.server_address[:2]
             targets = mesh_targets(handlers.gateway.metrics, handlers.model_servers.servers(),
-                                   handlers.executors.pods())
+                                   handlers.executors.pods(), handlers.engagement)
             self._send(200, json.dumps([t.group(f"{host!s}:{port}") for t in targets]).encode(), "application/json")
         elif path == "/healthz":
             synced = handlers.synced()

@@ -19,6 +19,7 @@ GRANT = "kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant"
 VS = "kubernetes:networking.istio.io/v1alpha3:VirtualService"
 KSERVE_STACK = {key.split(":", 1)[1]: value
                 for key, value in yaml.safe_load((ROOT / "Pulumi.kserve.yaml").read_text())["config"].items()}
+KSERVE_STACK["load"] = {**KSERVE_STACK["load"], "gatewayUrl": "http://10.0.0.1"}  # run_program's gateway
 ROLLED_BACK = {"stage": "Completed", "iteration": 4, "weights": {"iris-v1": 100, "iris-v2": 0},
                "winner": None, "promoted": "iris-v1"}
 
@@ -56,7 +57,14 @@ def test_the_route_splits_by_the_experiments_weights_with_a_grant_per_namespace(
     load = rec.one("kubernetes:batch/v1:Job", "fortio-requests")
     fortio = load["spec"]["template"]["spec"]["containers"][0]
     assert fortio["env"] == [{"name": "URL", "value": "http://10.0.0.1/v1/models/iris:predict"}]
-    assert [j.name for j in rec.of("kubernetes:batch/v1:Job")] == ["fortio-requests"]  # KServe takes no feedback
+    # KServe takes no feedback: the reward loads post to the application's endpoint (load.rewardPath)
+    jobs = {j.name: j.inputs["spec"]["template"]["spec"]["containers"][0] for j in rec.of("kubernetes:batch/v1:Job")}
+    assert sorted(jobs) == ["fortio-irisv1-rewards", "fortio-irisv2-rewards", "fortio-requests"]
+    assert jobs["fortio-irisv2-rewards"]["env"] == [{"name": "URL",
+                                                    "value": "http://10.0.0.1/app/engagement/ns-candidate"}]
+    without = run_program(monkeypatch, RUNNING, {**KSERVE_STACK, "load": {"gatewayUrl": "http://10.0.0.1"},
+                                                 "experiment": {"testingPattern": "Canary", "rewards": []}})
+    assert [j.name for j in without.of("kubernetes:batch/v1:Job")] == ["fortio-requests"]  # no rewardPath
 
 
 def test_promotion_puts_the_winners_model_on_the_baseline_with_all_traffic(monkeypatch: pytest.MonkeyPatch) -> None:

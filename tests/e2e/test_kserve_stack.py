@@ -1,7 +1,8 @@
-"""The kserve stack (Pulumi.kserve.yaml: KServe InferenceServices behind a Gateway API HTTPRoute, decided from
-Istio's standard metrics) end to end: the real engine and provider, the local API server serving the Gateway
-API standard channel's CRDs and the InferenceService CRD, the data plane answering KServe's v1 protocol by the
-HTTPRoute's weights, and a Prometheus scraping the pods' Istio sidecars.
+"""The kserve stack (Pulumi.kserve.yaml: KServe InferenceServices behind a Gateway API HTTPRoute, the seed's A/B
+test decided from Istio's standard metrics and the application's engagement count) end to end: the real engine
+and provider, the local API server serving the Gateway API standard channel's CRDs and the InferenceService CRD,
+the data plane answering KServe's v1 protocol by the HTTPRoute's weights and counting the reward loads'
+engagement (localenv/engagement.py), and a Prometheus scraping the pods' Istio sidecars and that application.
 
 Lean: looks every 2 s (Prometheus scrapes every 500 ms) and 4 iterations, predictions at 50 per second so the
 candidate's 5% share has data from the first look on.
@@ -31,9 +32,9 @@ KSERVE_STACK = {key.split(":", 1)[1]: value
 
 def kserve_config(cluster: LocalCluster, plane: DataPlane, prometheus: LivePrometheus, **experiment: Any) -> dict[
         str, Any]:
-    config = seed_config(cluster, plane, prometheus, **{**KSERVE_STACK["experiment"], "intervalSeconds": 2,
+    config = seed_config(cluster, plane, prometheus, **{**KSERVE_STACK.get("experiment", {}), "intervalSeconds": 2,
                                                         "iterationsPerLoop": 4, **experiment})
-    config["load"]["predictionQps"] = 50
+    config["load"] = {**KSERVE_STACK["load"], **config["load"], "predictionQps": 50}
     return {**KSERVE_STACK, **config}
 
 
@@ -81,7 +82,7 @@ def test_the_seed_story_on_kserve_promotes_the_xgboost_model(rollout: Rollout, p
                 for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)]
     kinds = sorted(doc["kind"] for doc in rendered)
     assert kinds == sorted(["Namespace"] * 3 + ["InferenceService"] * 2 + ["ReferenceGrant"] * 2
-                           + ["HTTPRoute", "ConfigMap", "Job"]), kinds
+                           + ["HTTPRoute", "ConfigMap"] + ["Job"] * 3), kinds  # predictions, two reward loads
     dry_run = rollout.cluster.kubectl("apply", "--dry-run=server", "-R", "-f", str(tmp_path / "rendered"))
     assert dry_run.stdout.count("(server dry run)") == len(rendered), dry_run.stdout
 
@@ -90,6 +91,9 @@ def test_the_seed_story_on_kserve_promotes_the_xgboost_model(rollout: Rollout, p
     assert [int(h["weights"][CANDIDATE]) for h in history] == [5, 15, 25, 100], history
     outputs = rollout.outputs()
     assert (outputs["stage"], outputs["winner"], outputs["promoted"]) == ("Completed", CANDIDATE, CANDIDATE)
+    # The A/B test's reward is the application's engagement count, fed by the reward loads (0.7 and 1 a second).
+    engagement = records[-1]["values"]["user-engagement"]
+    assert 0 < engagement[BASELINE]["value"] < engagement[CANDIDATE]["value"], engagement
     # Promotion: the baseline InferenceService serves the winner's format and storageUri, with all the traffic.
     isvc = json.loads(rollout.cluster.kubectl("get", "inferenceservices.serving.kserve.io", "iris", "-n",
                                               "ns-baseline", "-o", "json").stdout)

@@ -39,7 +39,8 @@ def test_mesh_targets_carry_the_pods_annotations(mesh_plane: DataPlane, http: re
           for g in groups}
     assert set(by) == {("istio-system", "istio-proxy"), ("ns-baseline", kserve.CONTAINER),
                        ("ns-candidate", kserve.CONTAINER), ("ns-baseline", "istio-proxy"),
-                       ("ns-candidate", "istio-proxy")}, "the gateway, each model server and its sidecar"
+                       ("ns-candidate", "istio-proxy"), ("default", "app")}, \
+        "the gateway, each model server and its sidecar, the engagement application"
     for ns in ("ns-baseline", "ns-candidate"):
         meta = by[(ns, kserve.CONTAINER)]
         assert meta["__meta_kubernetes_pod_annotation_prometheus_io_port"] == kserve.PORT
