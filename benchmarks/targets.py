@@ -96,7 +96,7 @@ def world_targets(by: dict[tuple[str, str, str], Figures]) -> list[Target]:
         check("healthy candidate (errors 0.8x the limit, bursts of 20) rolled back", budget, "bursty-healthy",
               rolled, 0.05)
         check("healthy candidate (p95 200 ms, limit 250 ms) rolled back", budget, "p95-healthy", rolled, 0.05)
-        for key in ("incident-seed", "incident-null"):
+        for key in ("incident-seed", "incident-null", "slow-incident-seed", "slow-incident-null"):
             check("a shared incident rolls back the candidate alone", budget, key, rolled, 0.01)
         for key in ("bursty-broken", "p95-broken"):
             check("broken candidate promoted", budget, key, promoted, 0.01)
