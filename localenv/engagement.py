@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from localenv.executor import Reply, failure
-from localenv.metrics import _Exporter
+from localenv.metrics import Exporter
 
 PATH = re.compile(r"^/app/engagement/([a-z0-9]([-a-z0-9]*[a-z0-9])?)$")
 NAMESPACE, POD, CONTAINER, PORT, METRICS_PATH = "default", "engagement-app", "app", 8080, "/metrics"
@@ -33,7 +33,7 @@ EVENTS, REWARD = "app_user_engagement", "app_user_reward"
 """Counter names; the exposition adds `_total`."""
 
 
-class Engagement(_Exporter):
+class Engagement(Exporter):
     """Engagement events and their rewards per model version (by the version's namespace)."""
 
     def __init__(self) -> None:

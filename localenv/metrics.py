@@ -114,7 +114,7 @@ class TimingFamily:
         yield summary
 
 
-class _Exporter(Collector):
+class Exporter(Collector):
     """One container's metrics endpoint: its own registry, never the process-global one."""
 
     def __init__(self) -> None:
@@ -130,7 +130,7 @@ class _Exporter(Collector):
         return generate_latest(self._registry)
 
 
-class ExecutorMetrics(_Exporter):
+class ExecutorMetrics(Exporter):
     """What one executor (`seldon-container-engine`) exports, REST transport."""
 
     def __init__(self, deployment: str, predictor: str, predictor_version: str = "") -> None:
@@ -162,7 +162,7 @@ def float32(value: float) -> float:
     return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
-class ModelServerMetrics(_Exporter):
+class ModelServerMetrics(Exporter):
     """What the Python wrapper of one model container exports: the feedback counters."""
 
     def __init__(self, deployment: str, predictor: str, predictor_version: str, model_name: str, image: str,
