@@ -82,6 +82,9 @@ class ObjectiveTests:
     the smaller of its own and its test against the baseline (paired tests). A held-back version keeps
     floor / harm**2 of the traffic: moving a candidate's traffic to a baseline that suffers the same (a shared
     incident) protects no one, and would keep the candidate out for good (no traffic, no new data)."""
+    dispersion: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Per version and share objective, the looks' measured overdispersion when over 1: errors (or slow
+    requests) come in bursts of about this many, the number sequential.burstSize should be at least."""
     unjudged: Mapping[str, str] = field(default_factory=dict)
     """Versions beyond a limit whose test cannot judge yet (a share's first looks), with why: none is
     decided the winner on such a look (it would take the traffic before any test could hold it back)."""
@@ -309,6 +312,7 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
     beyond: set[str] = set()
     unjudged: dict[str, str] = {}
     harm: dict[str, float] = {}
+    spread: dict[str, dict[str, float]] = {}
     base = spec.version_names[0]
     shares = _Shares(base)
     for version in spec.version_names:
@@ -357,7 +361,11 @@ def assess(spec: ExperimentSpec, snapshot: Snapshot, run: Running | Mapping[str,
         out.append(VersionAssessment(version, tuple(met), tuple(broken), rollback, tuple(unmet), freeze))
         if safe:
             proven.add(version)
-    return ObjectiveTests(tuple(out), evalues, frozenset(proven), frozenset(beyond), harm, unjudged)
+    for (metric, version), state in shares.states.items():
+        phi = dispersion(state)
+        if phi is not None and phi > 1:
+            spread.setdefault(version, {})[metric] = round(phi, 1)
+    return ObjectiveTests(tuple(out), evalues, frozenset(proven), frozenset(beyond), harm, spread, unjudged)
 
 
 def _test(spec: ExperimentSpec, snapshot: Snapshot, objective: Objective, version: str, value: float | None,

@@ -249,6 +249,7 @@ def sequential_decision(spec: ExperimentSpec, snapshot: Snapshot, state: Experim
         "probabilityBest": {v: chances.get(v, 0.0) for v in names},
         "samples": {v: rewards.samples.get(v, 0) for v in names},
         "objectiveEValue": tests.evalues,
+        **({"objectiveDispersion": tests.dispersion} if tests.dispersion else {}),
         "running": run.stored(),
     }
     if run.restarted:

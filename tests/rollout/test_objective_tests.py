@@ -297,3 +297,16 @@ def test_a_count_that_stopped_growing_and_reads_lower_still_lets_the_looks_count
     assert tests is not None and V2 in tests.proven
     state = stored["tests"][f"objective|{V2}|error-rate"]["state"]
     assert state[2] == len(readings) and state[4] == 3.0  # every look counted; 3 errors, none replayed
+
+
+def test_the_measured_burst_size_is_reported_for_choosing_burst_size() -> None:
+    # 20 errors at once in the second of three looks of 300 requests: the looks' spread says bursts of ~20.
+    spec = spec_with_quantile_test()
+    run, tests = Running({}), None
+    for look, errors in enumerate((0.0, 20.0, 20.0), start=1):
+        tests = assess(spec, snap(iris_v1=version(10 * look, 300 * look, 0, 200),
+                                  iris_v2=version(10 * look, 300 * look, 0, 200, errors=errors)), run)
+        run = Running({"algorithm": "sequential", "running": run.stored()})
+    assert tests is not None
+    assert 10 < tests.dispersion[V2]["error-rate"] < 40
+    assert V1 not in tests.dispersion  # no error: nothing measured, nothing shown
