@@ -31,9 +31,11 @@ from benchmarks.world import SCENARIOS, Scenario
 
 RUNS, NULL_RUNS, NULL_SEQUENTIAL_RUNS = 400, 500, 2000
 """Runs per cell; equal-version scenarios get more (the level's confidence interval), most for sequential."""
-DATA_RUNS, DATA_SEQUENTIAL_RUNS, LONG_RUNS = 100, 400, 100
+DATA_RUNS, DATA_SEQUENTIAL_RUNS, DATA_NULL_SEQUENTIAL_RUNS, LONG_RUNS = 100, 400, 800, 100
 """Runs per cell of a data-path world (benchmarks/dataworlds.py): 400 for sequential, enough for a 95% CI whose
-upper end is under 1% when it never errs; the 1000-look world (7 s a run) gets fewer."""
+upper end is under 1% when it never errs; 800 in the null worlds, whose false promotions (0-3% at 400 runs)
+need them for an upper end under 5% at about 3% (the 1000-look world included: sequential ends it early);
+the other contenders' runs of the 1000-look world (7 s a run) are fewer."""
 QUICK_SCALE = 0.1
 """`--quick`: every cell at this share of its runs (at least MIN_RUNS): a few minutes on 2 cores, figures only
 indicative (the CIs are too wide for the <= 1% targets)."""
@@ -44,7 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def runs_for(scenario: Scenario | DataWorld, contender: str, scale: float) -> int:
     if isinstance(scenario, DataWorld):
-        base = LONG_RUNS if scenario.looks else DATA_SEQUENTIAL_RUNS if contender == "sequential" else DATA_RUNS
+        if contender == "sequential":
+            base = DATA_NULL_SEQUENTIAL_RUNS if scenario.null else DATA_SEQUENTIAL_RUNS
+        else:
+            base = LONG_RUNS if scenario.looks else DATA_RUNS
     else:
         base = (NULL_SEQUENTIAL_RUNS if contender == "sequential" else NULL_RUNS) if scenario.null else RUNS
     return max(MIN_RUNS if isinstance(scenario, DataWorld) else CHUNK // 10, round(base * scale))
