@@ -126,3 +126,32 @@ def test_a_candidate_with_five_percent_errors_is_rolled_back(rollout: Rollout, p
                                               "ns-baseline", "-o", "json").stdout)
     assert isvc["spec"]["predictor"]["model"]["modelFormat"] == {"name": "sklearn"}
     print(f"\nkserve fault: rolled back after {len(final['history'])} looks: {final['messages'][0]}")
+
+
+def test_kserve_behind_istios_virtual_service_runs_the_same_story(
+        tmp_path: Path, pulumi_cli: PulumiCli, local_cluster: LocalCluster, plane: DataPlane,
+        plane_prometheus: LivePrometheus) -> None:
+    """routing.kind istio with models.kind kserve: the VirtualService routes to each version's `<name>-predictor`
+    Service, port 80, and the data plane answers KServe's protocol by its weights."""
+    require_gateway_api_crds()
+    plane.clear_faults()
+    config = {**kserve_config(local_cluster, plane, plane_prometheus), "routing": {"kind": "istio"}}
+    r = Rollout.create(pulumi_cli, tmp_path, "kservevs", local_cluster, config)
+    try:
+        r.up()
+        assert local_cluster.kubectl("get", "httproutes.gateway.networking.k8s.io", "-A", "-o", "name").stdout == ""
+        records = r.run_until_finished(max_ups=8)
+        assert [int(h["weights"][CANDIDATE]) for h in records[-1]["history"]] == [5, 15, 25, 100]
+        assert r.outputs()["promoted"] == CANDIDATE
+        vs = json.loads(local_cluster.kubectl("get", "virtualservices.networking.istio.io", "routing-rule", "-n",
+                                              "default", "-o", "json").stdout)
+        assert vs["spec"]["http"][0]["route"] == [{
+            "destination": {"host": "iris-predictor.ns-baseline.svc.cluster.local", "port": {"number": 80}},
+            "headers": {"response": {"set": {"version": CANDIDATE}}}, "weight": 100}]
+        reply = requests.post(plane.url + "/v1/models/iris:predict", headers={"Host": "iris.example.com"},
+                              json={"instances": [[6.8, 2.8, 4.8, 1.4]]}, timeout=5)
+        assert (reply.status_code, reply.headers["version"]) == (200, CANDIDATE)
+        [probabilities] = reply.json()["predictions"]  # xgboost's answer: the promoted model, on the baseline
+        assert len(probabilities) == 3 and max(probabilities) == probabilities[1]
+    finally:
+        r.destroy()
