@@ -13,6 +13,7 @@ the webhook's URL (it is a secret). When they are sent is rollout/notifier.py's 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,14 +47,30 @@ class Event:
     record: ExperimentRecord
     at: float = 0.0
     """When it was decided: the time of the history entry it comes from (or the experiment's start)."""
+    rank: int = 0
+    """How many history entries of the same millisecond come before the one it comes from (0: the first)."""
+
+    @property
+    def decided(self) -> dict[str, Any]:
+        """The state the message reports: the record's it is sent with."""
+        state = self.record.state
+        return {"stage": str(state.stage), "weights": dict(state.weights), "winner": state.winner,
+                "promoted": state.promoted}
 
     @property
     def key(self) -> str:
-        """The idempotency key: experiment, its start, iteration, kind, decision time (ms) and a digest of the
-        reason (two decisions in one millisecond differ there). One decision, one key."""
+        """The idempotency key: experiment, its start, iteration, kind, decision time (ms), a digest of the
+        reason and of the state the message reports (two decisions in one millisecond differ there), then, for
+        the second and later history entries of one millisecond, their rank (pause, resume, pause in one
+        millisecond: three keys). One key, one message: a notifier killed after sending sends the same keys
+        again at the next `up`; if the experiment moved on in between, the resend reports the newer state
+        under a new key."""
         state = self.record.state
-        digest = hashlib.sha256(self.reason.encode()).hexdigest()[:8]
-        return f"{self.record.name}/{_ms(state.started_at)}/{state.iteration}/{self.kind}/{_ms(self.at)}/{digest}"
+        told = json.dumps([self.reason, self.decided], sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(told.encode()).hexdigest()[:8]
+        rank = f"/{self.rank}" if self.rank else ""
+        return (f"{self.record.name}/{_ms(state.started_at)}/{state.iteration}/{self.kind}/{_ms(self.at)}/{digest}"
+                f"{rank}")
 
     def payload(self, fmt: str, applied: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The message; `applied` is what the cluster was given for this decision (the route's weights)."""
@@ -64,7 +81,7 @@ class Event:
             done = f"; applied: {weight_split(written)}" if written else ""
             return {"text": f"[{name}] {self.kind}: {self.reason} (stage {state.stage}, "
                             f"iteration {state.iteration}, {weight_split(weights)}{done})"}
-        decided = {"stage": str(state.stage), "weights": weights, "winner": state.winner, "promoted": state.promoted}
+        decided = self.decided
         return {"source": "seldon-rollout", "key": self.key, "event": self.kind, "experiment": name,
                 "reason": self.reason, "iteration": state.iteration, **decided, "time": self.at,
                 "decided": decided, "applied": {"weights": written or None}}
@@ -109,18 +126,21 @@ def events(old: ExperimentRecord | None, new: ExperimentRecord) -> list[Event]:
             found.append(Event("started", _first_message(new), new, state.started_at))
         old, was_stage, was_promoted = None, RUNNING, None
     by_control = False
-    for entry in _new_entries(old, new):
+    added = _new_entries(old, new)
+    history = list(state.history)
+    for index, entry in enumerate(added, start=len(history) - len(added)):
         at = _time(entry.get("time"))
+        rank = sum(1 for earlier in history[:index] if _ms(_time(earlier.get("time"))) == _ms(at))
         if entry.get("control"):
             by_control = True  # the control's own event says what it did to the stage
             control = entry["control"]
             summary = control.get("summary") or control.get("action") if isinstance(control, Mapping) else control
-            found.append(Event("control", f"{summary}: {entry.get('reason', '')}", new, at))
+            found.append(Event("control", f"{summary}: {entry.get('reason', '')}", new, at, rank))
         elif entry.get("frozen"):
             by_control = True  # "frozen" says the stage is Paused, for a person to decide
-            found.append(Event("frozen", str(entry.get("reason") or _first_message(new)), new, at))
+            found.append(Event("frozen", str(entry.get("reason") or _first_message(new)), new, at, rank))
         elif entry.get("held"):
-            found.append(Event("held", str(entry.get("reason") or _first_message(new)), new, at))
+            found.append(Event("held", str(entry.get("reason") or _first_message(new)), new, at, rank))
     decided_at = _time(state.history[-1].get("time")) if state.history else state.last_iteration_at
     if state.stage != was_stage and not by_control:
         if state.stage == FAILED:
