@@ -302,7 +302,27 @@ p95 of 8.5 s and a mean of 2.3 s; 10.8% of its requests are slower than 5 s.
     absolute limit stays the objective: the candidate's own test holds it back (floor / e-value^2, no
     traffic gain, no win) as soon as it leans to a breach. Assumes bursts shorter than a look and the
     baseline on the same data path; a candidate worse than its limit but no worse than the baseline is
-    held back, not rolled back.
+    held back, not rolled back; held back, it keeps floor / e^2 of the traffic with e the smaller of
+    its own e-value and that of being worse than the baseline (after a shared incident no traffic moves:
+    at 0% it would get no data to clear it). The share of requests slower than a quantile's limit is
+    tested the same way (per look, overdispersion, against the baseline's slow share). A candidate's proof
+    "within" leaves out the looks in which the baseline's own share was beyond the limit: which looks go
+    depends on the baseline's data alone, so the proof stays valid on the rest, and it means "within the
+    limit but for incidents the baseline suffered in the same looks". A count that reads lower than
+    its last (extrapolation of a flat counter) adds no error that look, keeps the higher total, and the
+    look still counts.
+  - *Bursts the data cannot show: `sequential.burstSize`.* The overdispersion is measured from the
+    errors seen; with few or none there is no spread to measure, and a quiet stretch would show "within
+    the limit" on a version that fails in bursts (3% of requests in bursts of 20 leave 1,000 requests
+    without an error 22% of the time: e^(-1000 x 0.03 / 20)). The proof "within" divides its log
+    likelihood ratio by the larger of the measured overdispersion and `sequential.burstSize` (default
+    1: independent requests), the user's statement of the most requests one incident fails together.
+    With no errors, showing a rate under a limit L at alpha needs about burstSize x ln(1/alpha) / L
+    requests (300 x burstSize at 1% and 0.05), and a version failing r in bursts of B shows none in
+    that many with chance exp(-ln(1/alpha) (r/L) (burstSize/B)): e^-9 = 0.012% at 3x the limit with
+    burstSize = B = 20. Assumes the bursts are no larger than stated; the breach side needs no such
+    statement (it measures the spread). Before a share's test can judge (its first 3 looks with new
+    requests), a version whose share is beyond the limit is not decided the winner.
   - *Evidence belongs to a configuration.* Each test's running evidence carries a fingerprint of what
     it depends on (metric, query, jq, kind, its sample size's query, limits, alpha, algorithm, exposure,
     prior); when that changes while the experiment runs the test starts again from the totals at that
