@@ -150,6 +150,15 @@ class _Shares:
     batches: dict[tuple[str, str], tuple[float, float] | None] = field(default_factory=dict)
 
 
+def _with_batch(state: list[float], n: float, total: float, dn: float, dt: float) -> list[float]:
+    """`state` (a share test's six numbers) with one more look's batch of dn requests and dt errors."""
+    return [n, total, state[2] + 1, state[3] + dn, state[4] + dt, state[5] + dt * dt / dn]
+
+
+def _outside(share: float, upper: float | None, lower: float | None) -> bool:
+    return (upper is not None and share > upper) or (lower is not None and share < lower)
+
+
 def _share_look(run: Running, name: str, print_: str, n: float | None,
                 value: float | None) -> tuple[list[float], tuple[float, float] | None]:
     """A share's running per-look batches: [n, errors last used, looks, sum n, sum errors, sum n x^2], and
@@ -164,7 +173,7 @@ def _share_look(run: Running, name: str, print_: str, n: float | None,
             # a lower count (increase()'s extrapolation of a count that stopped growing) is no error this look
             # and keeps the higher total: never rebased, never replayed, and the look still counts (a look
             # that waited for the count to pass its old high would never come once errors stop)
-            state = [n, max(total, state[1]), state[2] + 1, state[3] + dn, state[4] + dt, state[5] + dt * dt / dn]
+            state = _with_batch(state, n, max(total, state[1]), dn, dt)
             batch = (dn, dt)
     run.put(name, print_, state)
     return state, batch
@@ -182,10 +191,9 @@ def _clean_look(run: Running, name: str, print_: str, own: tuple[float, float] |
     state = run.take(name, print_, SHARE_SIZE) or run.begin(name, SHARE_SIZE, [])
     if own is not None:
         dn, dt = own
-        share = base[1] / base[0] if base is not None and base[0] > 0 else None
-        shared = share is not None and ((upper is not None and share > upper) or (lower is not None and share < lower))
+        shared = base is not None and base[0] > 0 and _outside(base[1] / base[0], upper, lower)
         if not shared:
-            state = [0.0, 0.0, state[2] + 1, state[3] + dn, state[4] + dt, state[5] + dt * dt / dn]
+            state = _with_batch(state, 0.0, 0.0, dn, dt)
     run.put(name, print_, state)
     return state
 
@@ -238,7 +246,7 @@ def _share(state: list[float], value: float, burst: int, test: str, upper: float
     shares for the rest of the experiment and keep any proof out of reach.
     """
     phi = dispersion(state)
-    beyond = (upper is not None and value > upper) or (lower is not None and value < lower)
+    beyond = _outside(value, upper, lower)
     if phi is None:
         return _Result(0.0, test, -math.inf, beyond,
                        f"not confirmed: the {test} test needs {MIN_LOOKS} looks with new requests "
