@@ -101,6 +101,8 @@ class DataPlane:
                                         "invalid": b.reason} for b in rule.backends] for rule in r.rules]}
                            for r in self.gateway.http_routes()],
             "routed": self.gateway.routed(),
+            "weightedHosts": self.gateway.weighted_hosts(),
+            "engagement": self.engagement.events(),
             "loads": self.loads.stats(),
             "faults": {ns: f.to_json() for ns, f in self.faults.snapshot().items()},
         }

@@ -58,6 +58,11 @@ class Engagement(Exporter):
             self._counts[namespace] = (events + 1, total + float(reward))
         return Reply(200, {"recorded": namespace})
 
+    def events(self) -> dict[str, int]:
+        """Engagement events so far, by model namespace."""
+        with self._lock:
+            return {namespace: int(n) for namespace, (n, _) in sorted(self._counts.items())}
+
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             counts = dict(sorted(self._counts.items()))

@@ -133,6 +133,14 @@ class Gateway:
         with self._lock:
             return self._routes
 
+    def weighted_hosts(self) -> list[str]:
+        """The hosts the routes in force send a share of their requests to (weight above 0), sorted."""
+        with self._lock:
+            hosts = {d.host for d in self._table.destinations if d.weight > 0} if self._table else set()
+            hosts.update(b.host for r in self._routes for rule in r.rules for b in rule.backends
+                         if b.weight > 0 and not b.reason)
+            return sorted(hosts)
+
     def routed(self) -> dict[str, int]:
         """Requests routed so far, by destination host (whatever the model server answered)."""
         with self._lock:

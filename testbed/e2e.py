@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -97,6 +97,59 @@ def seed_config(cluster: LocalCluster, plane: DataPlane, prometheus: LivePrometh
 
 
 @dataclass
+class Traffic:
+    """The data a test's next look needs, beside its schedule: two requests to every host the routes in
+    force give a share (weight above 0) since the last `up` ended (and two engagement events, see
+    `engagement`), and a scrape by Prometheus after them.
+
+    The schedule counts from the last look, and the `up` writes the weights it decides after that look. On a
+    busy machine an `up` can take most of the interval; the next look then finds a version just moved to 5%
+    with too few requests, the product rightly keeps it there, and a test of the seed's exact trajectory
+    fails (seen once in CI: 15% at iteration 3 instead of 25%). Two requests, not one: a version's series
+    exists from its first request on (as with the Go client), and to `increase()` a series' first sample is
+    where it starts, not an increase. Waiting on the data, not the clock, leaves one trajectory possible."""
+
+    plane: DataPlane
+    prometheus: LivePrometheus
+    engagement: bool = False
+    """Whether the reward is the engagement application's count (localenv/engagement.py): then each of those
+    versions' namespaces needs two engagement events too (the first look's baseline otherwise has none)."""
+    timeout: float = 60.0
+    requests: int = 2
+    mark: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def after_up(self) -> None:
+        status = self.plane.status()
+        self.mark = {"routed": status["routed"], "engagement": status["engagement"]}
+
+    def _missing(self, status: dict[str, Any]) -> list[str]:
+        def short(counts: str, key: str) -> bool:
+            return bool(status[counts].get(key, 0) < self.mark.get(counts, {}).get(key, 0) + self.requests)
+
+        missing = [h for h in status["weightedHosts"] if short("routed", h)]
+        if self.engagement:
+            namespaces = [host.split(".")[1] for host in status["weightedHosts"]]
+            missing += [f"engagement of {ns}" for ns in namespaces if short("engagement", ns)]
+        return missing
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            missing = self._missing(self.plane.status())
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {self.requests} requests reached {missing} in {self.timeout:g} s "
+                                     "after the last up")
+            time.sleep(0.05)
+        served = time.time()
+        while self.prometheus.running and not self.prometheus.scraped_after(served):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Prometheus did not scrape in {self.timeout:g} s after the last up")
+            time.sleep(0.05)
+
+
+@dataclass
 class Rollout:
     """One stack of the program in a throwaway project directory."""
 
@@ -104,16 +157,22 @@ class Rollout:
     project: Path
     stack: str
     cluster: LocalCluster
+    traffic: Traffic | None = None
+    """When set, `wait_for_next_iteration` also waits for data (see Traffic)."""
 
     @classmethod
-    def create(cls, cli: PulumiCli, tmp: Path, stack: str, cluster: LocalCluster, config: dict[str, Any]) -> Rollout:
+    def create(cls, cli: PulumiCli, tmp: Path, stack: str, cluster: LocalCluster, config: dict[str, Any],
+               traffic: Traffic | None = None) -> Rollout:
         project = copy_project(tmp / "project")
         write_stack_config(project, stack, config)
         cli.run("stack", "init", stack, cwd=project)
-        return cls(cli, project, stack, cluster)
+        return cls(cli, project, stack, cluster, traffic)
 
     def up(self, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.cli.run("up", "--yes", "--skip-preview", cwd=self.project, stack=self.stack, check=check)
+        done = self.cli.run("up", "--yes", "--skip-preview", cwd=self.project, stack=self.stack, check=check)
+        if self.traffic is not None:
+            self.traffic.after_up()
+        return done
 
     def outputs(self) -> dict[str, Any]:
         return stack_outputs(self.cli.run("stack", "output", "--json", cwd=self.project, stack=self.stack).stdout)
@@ -126,6 +185,8 @@ class Rollout:
         """Sleep until the schedule makes the next iteration due (lastIterationAt + interval)."""
         record = self.record()
         time.sleep(max(0.0, record["lastIterationAt"] + record["spec"]["intervalSeconds"] - time.time()))
+        if self.traffic is not None:
+            self.traffic.wait()
 
     def run_until_finished(self, max_ups: int) -> list[dict[str, Any]]:
         """`up` on schedule until the experiment is no longer Running; the record after each up."""

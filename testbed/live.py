@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
@@ -152,6 +154,16 @@ class Exporter:
             self._server = None
 
 
+def rfc3339(text: str) -> float:
+    """Unix seconds of an RFC 3339 time as Go writes it (`2026-12-04T18:40:00.123456789Z`, or with an
+    offset); Python's parser takes at most six digits of a fraction, so the fraction is read apart."""
+    match = re.fullmatch(r"([^.]+?)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+    if match is None:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    whole, fraction, zone = match.groups()
+    return datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone)).timestamp() + float(fraction or 0)
+
+
 class LivePrometheus:
     """A Prometheus process (started here, stopped by its handle) scraping every 500 ms the pods that
     `target` lists at `/discovery/targets`, with the seed's relabelling (`localenv.scrape_config`)."""
@@ -190,6 +202,17 @@ class LivePrometheus:
                     pass
                 time.sleep(0.1)
         raise PrometheusUnavailable(f"live Prometheus did not scrape {self.target} in {timeout:g}s")
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def scraped_after(self, moment: float) -> bool:
+        """Whether every target Prometheus scrapes now was last scraped after `moment` (Unix seconds),
+        read from its targets API (`lastScrape`, RFC 3339 with nanoseconds)."""
+        body = requests.get(self.url + "/api/v1/targets", params={"state": "active"}, timeout=5).json()
+        targets = body["data"]["activeTargets"]
+        return bool(targets) and all(rfc3339(t["lastScrape"]) > moment for t in targets)
 
     def stop(self) -> None:
         if self._process is not None:

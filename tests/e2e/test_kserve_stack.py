@@ -19,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from testbed.e2e import DataPlane, Rollout, seed_config
+from testbed.e2e import DataPlane, Rollout, Traffic, seed_config
 from testbed.live import LivePrometheus
 from testbed.project import REPO, copy_project, write_stack_config
 from testbed.toolchain import LocalCluster, PulumiCli, require_gateway_api_crds
@@ -51,7 +51,8 @@ def rollout(request: pytest.FixtureRequest, tmp_path: Path, pulumi_cli: PulumiCl
     require_gateway_api_crds()
     plane.clear_faults()
     r = Rollout.create(pulumi_cli, tmp_path, "kserve", local_cluster,
-                       kserve_config(local_cluster, plane, plane_prometheus, **getattr(request, "param", {})))
+                       kserve_config(local_cluster, plane, plane_prometheus, **getattr(request, "param", {})),
+                       Traffic(plane, plane_prometheus, engagement=True))
     try:
         yield r
     finally:
@@ -86,6 +87,7 @@ def test_the_seed_story_on_kserve_promotes_the_xgboost_model(rollout: Rollout, p
     dry_run = rollout.cluster.kubectl("apply", "--dry-run=server", "-R", "-f", str(tmp_path / "rendered"))
     assert dry_run.stdout.count("(server dry run)") == len(rendered), dry_run.stdout
 
+    rollout.wait_for_next_iteration()
     records = rollout.run_until_finished(max_ups=8)
     history = records[-1]["history"]
     assert [int(h["weights"][CANDIDATE]) for h in history] == [5, 15, 25, 100], history
@@ -136,12 +138,14 @@ def test_kserve_behind_istios_virtual_service_runs_the_same_story(
     require_gateway_api_crds()
     plane.clear_faults()
     config = {**kserve_config(local_cluster, plane, plane_prometheus), "routing": {"kind": "istio"}}
-    r = Rollout.create(pulumi_cli, tmp_path, "kservevs", local_cluster, config)
+    r = Rollout.create(pulumi_cli, tmp_path, "kservevs", local_cluster, config, Traffic(plane, plane_prometheus, engagement=True))
     try:
         r.up()
         assert local_cluster.kubectl("get", "httproutes.gateway.networking.k8s.io", "-A", "-o", "name").stdout == ""
+        r.wait_for_next_iteration()
         records = r.run_until_finished(max_ups=8)
-        assert [int(h["weights"][CANDIDATE]) for h in records[-1]["history"]] == [5, 15, 25, 100]
+        assert [int(h["weights"][CANDIDATE]) for h in records[-1]["history"]] == [5, 15, 25, 100], [
+            (h["weights"], h["reason"]) for h in records[-1]["history"]]
         assert r.outputs()["promoted"] == CANDIDATE
         vs = json.loads(local_cluster.kubectl("get", "virtualservices.networking.istio.io", "routing-rule", "-n",
                                               "default", "-o", "json").stdout)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from testbed.e2e import DataPlane, Rollout, seed_config
+from testbed.e2e import DataPlane, Rollout, Traffic, seed_config
 from testbed.live import LivePrometheus
 from testbed.toolchain import LocalCluster, PulumiCli
 
@@ -30,7 +30,7 @@ def rollout(request: pytest.FixtureRequest, tmp_path: Path, pulumi_cli: PulumiCl
     overrides = getattr(request, "param", {})
     plane.clear_faults()
     r = Rollout.create(pulumi_cli, tmp_path, "scenario", local_cluster,
-                       seed_config(local_cluster, plane, plane_prometheus, **overrides))
+                       seed_config(local_cluster, plane, plane_prometheus, **overrides), Traffic(plane, plane_prometheus))
     try:
         yield r
     finally:
@@ -125,7 +125,8 @@ def test_prometheus_outage_holds_weights_resumes_and_rolls_back_at_the_limit(
         rollout.wait_for_next_iteration()
         rollout.up()
     before = rollout.record()
-    assert (before["iteration"], int(before["weights"][CANDIDATE])) == (3, 25)
+    assert (before["iteration"], int(before["weights"][CANDIDATE])) == (3, 25), [
+        {k: h.get(k) for k in ("iteration", "time", "weights", "reason", "values", "unmet")} for h in before["history"]]
     plane_prometheus.stop()
     try:
         rollout.wait_for_next_iteration()

@@ -191,6 +191,7 @@ def test_status_reports_routes_models_and_routed_counts(cluster: FakeCluster, pl
     assert {m["namespace"]: m["implementation"] for m in status["served"]} == {
         "ns-baseline": "SKLEARN_SERVER", "ns-candidate": "XGBOOST_SERVER"}
     assert status["routed"] == {"iris-default.ns-baseline.svc.cluster.local": 4}
+    assert status["weightedHosts"] == ["iris-default.ns-baseline.svc.cluster.local"]  # the 0% route is not one
     assert http.get(f"{plane.url}/healthz", timeout=10).text == "ok\n"
 
 

@@ -26,6 +26,7 @@ def test_engagement_is_counted_per_version_and_bad_rewards_count_nothing(mesh_pl
     assert 'app_user_engagement_total{model_namespace="ns-baseline"} 1.0' in text
     assert 'app_user_reward_total{model_namespace="ns-baseline"} 2.5' in text
     assert "# TYPE app_user_engagement_total counter" in text
+    assert mesh_plane.status()["engagement"] == {"ns-baseline": 1, "ns-candidate": 3}  # what the e2e tests wait on
 
 
 def test_the_mesh_discovery_lists_the_application_for_the_annotated_pods_job(mesh_plane: DataPlane,

@@ -66,6 +66,7 @@ def test_unspecified_weight_is_one_and_zero_gets_no_traffic(mesh: MeshCluster, m
     assert routed_during(http, mesh_plane, 8)[0] == Counter({BASELINE: 2, CANDIDATE: 6})
     set_route(mesh, mesh_plane, backend("ns-baseline", 0), backend("ns-candidate", 7))
     assert routed_during(http, mesh_plane, 20) == (Counter({CANDIDATE: 20}), Counter({200: 20}))
+    assert mesh_plane.status()["weightedHosts"] == [CANDIDATE]
     set_route(mesh, mesh_plane, backend("ns-baseline", 0), backend("ns-candidate", 0))
     assert routed_during(http, mesh_plane, 5) == (Counter(), Counter({500: 5}))
 
@@ -82,6 +83,7 @@ def test_cross_namespace_backend_without_reference_grant_gets_no_traffic(
     assert (condition["status"], condition["reason"]) == ("False", "RefNotPermitted")
     assert "ns-candidate/iris-predictor" in condition["message"]
     assert mesh_plane.status()["httpRoutes"][0]["rules"][0][1]["invalid"] == "RefNotPermitted"
+    assert mesh_plane.status()["weightedHosts"] == [BASELINE], "an invalid backend gets no share"
 
     mesh.set(grants=[reference_grant("ns-baseline"), reference_grant("ns-candidate")])
     mesh_plane.sync.run_once()
