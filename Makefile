@@ -5,7 +5,7 @@ VENV ?= venv
 VPY := $(VENV)/bin/python
 export SELDON_ROLLOUT_CACHE ?= $(HOME)/.cache/seldon-rollout
 
-.PHONY: deps venv setup test test-fast check lint typecheck bench
+.PHONY: deps venv setup test test-fast fuzz check lint typecheck bench
 
 deps:
 	scripts/install-deps
@@ -30,6 +30,13 @@ test: setup
 # The edit-test loop: every test that needs no built toolchain (no engine, no API server), in parallel.
 test-fast: venv
 	scripts/run-tests -m "not engine" -n 2 --dist loadfile --durations=10
+
+# New random examples for the property tests (`make test` draws the same ones every run), with ten times
+# the lifecycle sequences; a failure prints how to reproduce it and is replayed first next time.
+fuzz: venv
+	SELDON_ROLLOUT_FUZZ=1 SELDON_ROLLOUT_LIFECYCLE_EXAMPLES=400 scripts/run-tests -m "not engine" -n 2 \
+		tests/rollout/test_lifecycle.py tests/rollout/test_provider_state.py tests/rollout/test_sequential.py \
+		tests/rollout/test_sequential_state.py tests/rollout/test_weights.py tests/test_config_corpus.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

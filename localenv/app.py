@@ -102,6 +102,7 @@ class DataPlane:
                            for r in self.gateway.http_routes()],
             "routed": self.gateway.routed(),
             "weightedHosts": self.gateway.weighted_hosts(),
+            "feedback": self.executors.feedback_counts(),
             "engagement": self.engagement.events(),
             "loads": self.loads.stats(),
             "faults": {ns: f.to_json() for ns, f in self.faults.snapshot().items()},

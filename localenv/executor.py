@@ -16,6 +16,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,7 @@ class Executors:
         self._lock = threading.Lock()
         self._pods: dict[tuple[str, str], Pod] = {}
         self._unsupported: set[ServedModel] = set()
+        self._feedback: Counter[str] = Counter()
 
     def update(self, served: Iterable[ServedModel]) -> None:
         table = {}
@@ -177,4 +179,11 @@ class Executors:
         pod.executor.client_request(FEEDBACK_PATH, served.node, pod.image, reply.status,
                                     time.perf_counter() - started)
         pod.executor.server_request(FEEDBACK, reply.status, time.perf_counter() - started)
+        with self._lock:
+            self._feedback[served.namespace] += 1
         return reply
+
+    def feedback_counts(self) -> dict[str, int]:
+        """Feedback calls answered so far (whatever the answer), by namespace, across the pods' restarts."""
+        with self._lock:
+            return dict(sorted(self._feedback.items()))

@@ -99,8 +99,8 @@ def seed_config(cluster: LocalCluster, plane: DataPlane, prometheus: LivePrometh
 @dataclass
 class Traffic:
     """The data a test's next look needs, beside its schedule: two requests to every host the routes in
-    force give a share (weight above 0) since the last `up` ended (and two engagement events, see
-    `engagement`), and a scrape by Prometheus after them.
+    force give a share (weight above 0) since the last `up` ended, two reward events for each of their
+    namespaces (see `rewards`), and a scrape by Prometheus after them.
 
     The schedule counts from the last look, and the `up` writes the weights it decides after that look. On a
     busy machine an `up` can take most of the interval; the next look then finds a version just moved to 5%
@@ -111,26 +111,25 @@ class Traffic:
 
     plane: DataPlane
     prometheus: LivePrometheus
-    engagement: bool = False
-    """Whether the reward is the engagement application's count (localenv/engagement.py): then each of those
-    versions' namespaces needs two engagement events too (the first look's baseline otherwise has none)."""
+    rewards: str = "feedback"
+    """Where the reward's events are counted, per namespace, in the data plane's status: `feedback` (the Seldon
+    executors' feedback calls) or `engagement` (the application's events, localenv/engagement.py). Each
+    namespace of a weighted host needs two of them too: every stack's first look finds new pods, so new series."""
     timeout: float = 60.0
     requests: int = 2
     mark: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def after_up(self) -> None:
         status = self.plane.status()
-        self.mark = {"routed": status["routed"], "engagement": status["engagement"]}
+        self.mark = {"routed": status["routed"], self.rewards: status[self.rewards]}
 
     def _missing(self, status: dict[str, Any]) -> list[str]:
         def short(counts: str, key: str) -> bool:
             return bool(status[counts].get(key, 0) < self.mark.get(counts, {}).get(key, 0) + self.requests)
 
         missing = [h for h in status["weightedHosts"] if short("routed", h)]
-        if self.engagement:
-            namespaces = [host.split(".")[1] for host in status["weightedHosts"]]
-            missing += [f"engagement of {ns}" for ns in namespaces if short("engagement", ns)]
-        return missing
+        namespaces = [host.split(".")[1] for host in status["weightedHosts"]]
+        return missing + [f"{self.rewards} of {ns}" for ns in namespaces if short(self.rewards, ns)]
 
     def wait(self) -> None:
         deadline = time.monotonic() + self.timeout
@@ -139,8 +138,8 @@ class Traffic:
             if not missing:
                 break
             if time.monotonic() > deadline:
-                raise AssertionError(f"fewer than {self.requests} requests reached {missing} in {self.timeout:g} s "
-                                     "after the last up")
+                raise AssertionError(f"fewer than {self.requests} requests or reward events reached {missing} in "
+                                     f"{self.timeout:g} s after the last up")
             time.sleep(0.05)
         served = time.time()
         while self.prometheus.running and not self.prometheus.scraped_after(served):

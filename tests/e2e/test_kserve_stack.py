@@ -52,7 +52,7 @@ def rollout(request: pytest.FixtureRequest, tmp_path: Path, pulumi_cli: PulumiCl
     plane.clear_faults()
     r = Rollout.create(pulumi_cli, tmp_path, "kserve", local_cluster,
                        kserve_config(local_cluster, plane, plane_prometheus, **getattr(request, "param", {})),
-                       Traffic(plane, plane_prometheus, engagement=True))
+                       Traffic(plane, plane_prometheus, "engagement"))
     try:
         yield r
     finally:
@@ -138,7 +138,7 @@ def test_kserve_behind_istios_virtual_service_runs_the_same_story(
     require_gateway_api_crds()
     plane.clear_faults()
     config = {**kserve_config(local_cluster, plane, plane_prometheus), "routing": {"kind": "istio"}}
-    r = Rollout.create(pulumi_cli, tmp_path, "kservevs", local_cluster, config, Traffic(plane, plane_prometheus, engagement=True))
+    r = Rollout.create(pulumi_cli, tmp_path, "kservevs", local_cluster, config, Traffic(plane, plane_prometheus, "engagement"))
     try:
         r.up()
         assert local_cluster.kubectl("get", "httproutes.gateway.networking.k8s.io", "-A", "-o", "name").stdout == ""

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from testbed.e2e import DataPlane, Rollout, seed_config
+from testbed.e2e import DataPlane, Rollout, Traffic, seed_config
 from testbed.live import LivePrometheus
 from testbed.toolchain import LocalCluster, PulumiCli
 from testbed.webhooks import WebhookReceiver
@@ -31,7 +31,7 @@ def rollout(request: pytest.FixtureRequest, tmp_path: Path, pulumi_cli: PulumiCl
     overrides = {"intervalSeconds": INTERVAL, **getattr(request, "param", {})}
     plane.clear_faults()
     r = Rollout.create(pulumi_cli, tmp_path, "operators", local_cluster,
-                       seed_config(local_cluster, plane, plane_prometheus, **overrides))
+                       seed_config(local_cluster, plane, plane_prometheus, **overrides), Traffic(plane, plane_prometheus))
     try:
         yield r
     finally:

@@ -88,6 +88,7 @@ def test_predictions_and_feedback_are_recorded_with_seldons_labels(cluster: Fake
     assert count(found, SERVER, "ns-baseline", service="feedback") == 1
     assert count(found, CLIENT, "ns-candidate", service="/send-feedback") == 3
     assert count(found, CLIENT, "ns-candidate", service="feedback") == 0
+    assert plane.status()["feedback"] == {"ns-baseline": 1, "ns-candidate": 3}  # what the e2e tests wait on
     le_inf = {("le", "+Inf")}
     buckets = [v for (name, labels), v in found.items() if name == f"{SERVER}_bucket" and le_inf <= labels]
     assert sorted(buckets) == [1, 3, 3, 7]
