@@ -31,10 +31,10 @@ test: setup
 test-fast: venv
 	scripts/run-tests -m "not engine" -n 2 --dist loadfile --durations=10
 
-# New random examples for the property tests (`make test` draws the same ones every run), with ten times
+# New random examples for the property tests (`make test` draws the same ones every run), with fifty times
 # the lifecycle sequences; a failure prints how to reproduce it and is replayed first next time.
 fuzz: venv
-	SELDON_ROLLOUT_FUZZ=1 SELDON_ROLLOUT_LIFECYCLE_EXAMPLES=400 scripts/run-tests -m "not engine" -n 2 \
+	SELDON_ROLLOUT_FUZZ=1 SELDON_ROLLOUT_LIFECYCLE_EXAMPLES=2000 scripts/run-tests -m "not engine" -n 2 \
 		tests/rollout/test_lifecycle.py tests/rollout/test_provider_state.py tests/rollout/test_sequential.py \
 		tests/rollout/test_sequential_state.py tests/rollout/test_weights.py tests/test_config_corpus.py
 
