@@ -98,12 +98,13 @@ deployments: list[pulumi.Resource] = [
 # routing.kind picks the VirtualService (the seed's) or a Gateway API HTTPRoute (+ ReferenceGrants).
 routing: Routing | GatewayRouting
 if settings.routing.kind == "istio":
+    # Seldon's predictor Service is the Route's default; KServe's is `<name>-predictor`, port 80.
+    service, port = ((predictor_service(settings.deployment_name), PREDICTOR_PORT) if settings.models.kind == "kserve"
+                     else (None, SERVING_PORT))
     routing = Routing(
         "routing",
-        routes=[Route(v.name, v.namespace, settings.deployment_name, settings.predictor,
-                      predictor_service(settings.deployment_name), PREDICTOR_PORT)
-                if settings.models.kind == "kserve" else
-                Route(v.name, v.namespace, settings.deployment_name, settings.predictor) for v in versions],
+        routes=[Route(v.name, v.namespace, settings.deployment_name, settings.predictor, service, port)
+                for v in versions],
         weights=experiment.weights, promoted=experiment.promoted,
         namespace=settings.routing_namespace, gateway=settings.gateway, host=settings.host,
         opts=pulumi.ResourceOptions(provider=provider, depends_on=deployments),

@@ -20,6 +20,7 @@ from testbed.live import LivePrometheus
 from testbed.project import REPO, copy_project, stack_outputs, write_stack_config
 from testbed.promserver import end_process
 from testbed.toolchain import LocalCluster, PulumiCli
+from testbed.waiting import wait_for
 
 
 def descendants(pid: int) -> list[int]:
@@ -132,20 +133,16 @@ class Traffic:
         return missing + [f"{self.rewards} of {ns}" for ns in namespaces if short(self.rewards, ns)]
 
     def wait(self) -> None:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            missing = self._missing(self.plane.status())
-            if not missing:
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"fewer than {self.requests} requests or reward events reached {missing} in "
-                                     f"{self.timeout:g} s after the last up")
-            time.sleep(0.05)
+        try:
+            wait_for(lambda: not self._missing(self.plane.status()), self.timeout,
+                     f"{self.requests} requests and {self.rewards} events to every weighted host after the last up",
+                     every=0.05)
+        except AssertionError as err:
+            raise AssertionError(f"{err}; still short: {self._missing(self.plane.status())}") from None
         served = time.time()
-        while self.prometheus.running and not self.prometheus.scraped_after(served):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"Prometheus did not scrape in {self.timeout:g} s after the last up")
-            time.sleep(0.05)
+        if self.prometheus.running:
+            wait_for(lambda: self.prometheus.scraped_after(served), self.timeout, "a Prometheus scrape after them",
+                     every=0.05)
 
 
 @dataclass

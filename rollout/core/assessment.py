@@ -29,12 +29,13 @@ class VersionAssessment:
 
 
 def within(objective: Objective, value: float | None) -> bool:
-    """True only when the value exists and lies within the limits."""
-    if value is None:
-        return False
-    if objective.upper_limit is not None and value > objective.upper_limit:
-        return False
-    return not (objective.lower_limit is not None and value < objective.lower_limit)
+    """True only when the value exists and lies within the objective's limits."""
+    return value is not None and within_limits(value, objective.upper_limit, objective.lower_limit)
+
+
+def within_limits(value: float, upper: float | None, lower: float | None) -> bool:
+    """Whether `value` lies within these limits (None: no limit on that side)."""
+    return not ((upper is not None and value > upper) or (lower is not None and value < lower))
 
 
 def assess_versions(spec: ExperimentSpec, snapshot: Snapshot) -> tuple[VersionAssessment, ...]:

@@ -47,7 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollout.core.assessment import VersionAssessment, within
+from rollout.core.assessment import VersionAssessment, within, within_limits
 from rollout.core.outcomes import Snapshot, value_of
 from rollout.core.spec import ExperimentSpec, MetricKind, Objective
 from rollout.stats.batches import PAIR_SIZE, grown, paired_log_e, paired_look, pooled_share
@@ -155,10 +155,6 @@ def _with_batch(state: list[float], n: float, total: float, dn: float, dt: float
     return [n, total, state[2] + 1, state[3] + dn, state[4] + dt, state[5] + dt * dt / dn]
 
 
-def _outside(share: float, upper: float | None, lower: float | None) -> bool:
-    return (upper is not None and share > upper) or (lower is not None and share < lower)
-
-
 def _share_look(run: Running, name: str, print_: str, n: float | None,
                 value: float | None) -> tuple[list[float], tuple[float, float] | None]:
     """A share's running per-look batches: [n, errors last used, looks, sum n, sum errors, sum n x^2], and
@@ -191,7 +187,7 @@ def _clean_look(run: Running, name: str, print_: str, own: tuple[float, float] |
     state = run.take(name, print_, SHARE_SIZE) or run.begin(name, SHARE_SIZE, [])
     if own is not None:
         dn, dt = own
-        shared = base is not None and base[0] > 0 and _outside(base[1] / base[0], upper, lower)
+        shared = base is not None and base[0] > 0 and not within_limits(base[1] / base[0], upper, lower)
         if not shared:
             state = _with_batch(state, 0.0, 0.0, dn, dt)
     run.put(name, print_, state)
@@ -246,7 +242,7 @@ def _share(state: list[float], value: float, burst: int, test: str, upper: float
     shares for the rest of the experiment and keep any proof out of reach.
     """
     phi = dispersion(state)
-    beyond = _outside(value, upper, lower)
+    beyond = not within_limits(value, upper, lower)
     if phi is None:
         return _Result(0.0, test, -math.inf, beyond,
                        f"not confirmed: the {test} test needs {MIN_LOOKS} looks with new requests "

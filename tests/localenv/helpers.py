@@ -1,10 +1,8 @@
-"""Small helpers for the data plane's HTTP tests: requests, /metrics samples, waiting on conditions."""
+"""Small helpers for the data plane's HTTP tests: requests and /metrics samples (waiting on conditions: testbed/waiting.py)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,7 +10,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from localenv.metrics import SERVER
 
 SEED_PAYLOAD = '{"data": {"ndarray":[[6.8,2.8,4.8,1.4]]}}'
-T = TypeVar("T")
 
 
 def predict(http: requests.Session, url: str, host: str = "iris.example.com") -> requests.Response:
@@ -54,15 +51,3 @@ def count(found: Samples, histogram: str, namespace: str, service: str | None = 
         service = "predictions" if histogram == SERVER else "/predict"
     wanted = {("kubernetes_namespace", namespace), ("service", service), ("code", code)}
     return sum(v for (name, labels), v in found.items() if name == f"{histogram}_count" and wanted <= labels)
-
-
-def wait_for(condition: Callable[[], T | None], timeout: float, what: str, every: float = 0.02) -> T:
-    """The first truthy value of `condition()`, polled until `timeout` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)

@@ -22,7 +22,7 @@ import yaml
 from localenv.app import DataPlane
 from localenv.cluster import ApiServerSource, ClusterUnavailable, KubeconfigError, ManifestSource
 from testbed.fakes import SKLEARN, XGBOOST, FakeCluster, routing_rule, seed_jobs, seldon_deployment
-from tests.localenv.helpers import wait_for
+from testbed.waiting import wait_for
 
 TOKEN = "sekret"
 VS_PATH = "/apis/networking.istio.io/v1alpha3/namespaces/default/virtualservices"

@@ -12,7 +12,8 @@ from localenv.cluster import ClusterUnavailable
 from localenv.metrics import CLIENT, SERVER
 from localenv.models import Model
 from testbed.fakes import SKLEARN, XGBOOST, FakeCluster, routing_rule, seldon_deployment
-from tests.localenv.helpers import count, feedback, predict, samples, wait_for
+from testbed.waiting import wait_for
+from tests.localenv.helpers import count, feedback, predict, samples
 
 
 def versions(http: requests.Session, url: str, n: int) -> Counter[str]:

@@ -23,7 +23,8 @@ from localenv.metrics import CLIENT, SERVER
 from localenv.models import Model
 from testbed.fakes import FakeCluster, job, routing_rule, seed_jobs
 from testbed.toolchain import require_executables
-from tests.localenv.helpers import count, samples, wait_for
+from testbed.waiting import wait_for
+from tests.localenv.helpers import count, samples
 
 PAYLOAD = {"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}
 

@@ -25,7 +25,8 @@ from components.load import LoadJob
 from components.routing.istio import Route
 from testbed.fakes import SKLEARN, XGBOOST, job, routing_rule, seldon_deployment
 from testbed.toolchain import LocalCluster, require_executables
-from tests.localenv.helpers import predict, wait_for
+from testbed.waiting import wait_for
+from tests.localenv.helpers import predict
 from tests.localenv.test_cli import START_TIMEOUT, read_line
 
 REPO = Path(__file__).resolve().parents[2]

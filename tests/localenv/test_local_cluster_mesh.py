@@ -18,7 +18,7 @@ from localenv.app import DataPlane
 from localenv.cluster import ApiServerSource
 from localenv.models import Model
 from testbed.toolchain import LocalCluster
-from tests.localenv.helpers import wait_for
+from testbed.waiting import wait_for
 from tests.localenv.mesh import HOST, V1_PAYLOAD, backend, http_route, inference_service, reference_grant
 from tests.localenv.test_local_cluster import WEIGHT_CHANGE_SECONDS, apply, namespace
 

@@ -14,7 +14,7 @@ from localenv.app import DataPlane
 from localenv.models import Model
 from testbed.fakes import job
 from testbed.toolchain import require_executables
-from tests.localenv.helpers import wait_for
+from testbed.waiting import wait_for
 from tests.localenv.mesh import HOST, V1_PAYLOAD, MeshCluster
 
 

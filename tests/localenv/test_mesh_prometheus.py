@@ -15,7 +15,7 @@ from localenv.models import Model
 from localenv.scrape_config import MESH_JOB
 from testbed.live import LivePrometheus
 from testbed.promserver import PrometheusUnavailable
-from tests.localenv.helpers import wait_for
+from testbed.waiting import wait_for
 from tests.localenv.mesh import HOST, V1_PAYLOAD, MeshCluster
 
 

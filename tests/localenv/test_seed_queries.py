@@ -30,7 +30,8 @@ from rollout.core.templating import render
 from testbed.fakes import FakeCluster
 from testbed.live import LivePrometheus
 from testbed.promserver import PrometheusUnavailable
-from tests.localenv.helpers import SEED_PAYLOAD, Samples, samples, wait_for
+from testbed.waiting import wait_for
+from tests.localenv.helpers import SEED_PAYLOAD, Samples, samples
 
 SEED_METRICS_YAML = Path(__file__).parent / "data" / "seed-metrics.yaml"
 NAMESPACES = ("ns-baseline", "ns-candidate")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from typing import Any
 
 from components.metrics.latency import quantile_test, slow_request_metric
@@ -37,19 +38,28 @@ def version(feedback: float, requests: float, slow: float, p95: float, mean: flo
             "95th-percentile-tail-latency": Observed(p95), "mean-latency": Observed(mean)}
 
 
+def assess_looks(spec: ExperimentSpec,
+                 looks: Iterable[tuple[dict[str, Outcome], dict[str, Outcome]]]) -> tuple[ObjectiveTests, dict[str, Any]]:
+    """`assess` over these looks' cumulative readings (baseline, candidate), its running evidence carried from
+    look to look as the provider stores it; the last look's tests and the evidence stored after it."""
+    run, tests, stored = Running({}), None, {}
+    for first, second in looks:
+        tests = assess(spec, snap(iris_v1=first, iris_v2=second), run)
+        stored = run.stored()
+        run = Running({"algorithm": "sequential", "running": stored})
+    assert tests is not None
+    return tests, stored
+
+
 def after_looks(spec: ExperimentSpec, first: dict[str, Outcome], second: dict[str, Outcome],
                 looks: int = 3) -> ObjectiveTests:
     """`assess` after `looks` equal looks ending at these cumulative readings (a share's test needs 3 looks
     with new requests since issue 16)."""
-    run = Running({})
-    tests = None
-    for k in range(1, looks + 1):
-        scaled = [{m: Observed(o.value * k / looks) if isinstance(o, Observed) and m in COUNTS else o
-                   for m, o in outs.items()} for outs in (first, second)]
-        tests = assess(spec, snap(iris_v1=scaled[0], iris_v2=scaled[1]), run)
-        run = Running({"algorithm": "sequential", "running": run.stored()})
-    assert tests is not None
-    return tests
+    def scaled(outs: dict[str, Outcome], k: int) -> dict[str, Outcome]:
+        return {m: Observed(o.value * k / looks) if isinstance(o, Observed) and m in COUNTS else o
+                for m, o in outs.items()}
+
+    return assess_looks(spec, ((scaled(first, k), scaled(second, k)) for k in range(1, looks + 1)))[0]
 
 
 COUNTS = ("user-engagement", "request-count", "error-count", SLOW)
@@ -250,23 +260,19 @@ def test_a_shared_incident_leaves_the_candidates_proof_within_reach() -> None:
     # incident's look would spread the candidate's shares for good (overdispersion ~100): no proof. Without
     # the looks in which the baseline was beyond the limit too, 2700 requests without an error show it.
     spec = spec_with_quantile_test()
-    run, tests = Running({}), None
-    for look in range(1, 11):
-        errors = 90.0 if look >= 3 else 0.0
-        for_version = version(10 * look, 300 * look, 0, 200, errors=errors)
-        tests = assess(spec, snap(iris_v1=for_version, iris_v2=for_version), run)
-        run = Running({"algorithm": "sequential", "running": run.stored()})
-    assert tests is not None
+
+    def clean(look: int) -> dict[str, Outcome]:
+        return version(10 * look, 300 * look, 0, 200)
+
+    def hit(look: int) -> dict[str, Outcome]:
+        return version(10 * look, 300 * look, 0, 200, errors=90.0 if look >= 3 else 0.0)
+
+    tests = assess_looks(spec, ((hit(look), hit(look)) for look in range(1, 11)))[0]
     assert V2 in tests.proven and not tests.assessments[1].rollback
     assert V1 not in tests.proven  # the baseline has no reference to leave its incident out
     # An incident the candidate alone suffers is no shared one: its proof stays out of reach.
-    run, tests = Running({}), None
-    for look in range(1, 11):
-        tests = assess(spec, snap(iris_v1=version(10 * look, 300 * look, 0, 200),
-                                  iris_v2=version(10 * look, 300 * look, 0, 200, errors=90.0 if look >= 3 else 0.0)),
-                       run)
-        run = Running({"algorithm": "sequential", "running": run.stored()})
-    assert tests is not None and V2 not in tests.proven
+    tests = assess_looks(spec, ((clean(look), hit(look)) for look in range(1, 11)))[0]
+    assert V2 not in tests.proven
 
 
 def test_a_candidate_held_back_by_an_incident_the_baseline_shares_keeps_its_traffic() -> None:
@@ -288,13 +294,10 @@ def test_a_count_that_stopped_growing_and_reads_lower_still_lets_the_looks_count
     # proof is reached (a look that waited for the count to pass 3 again would never come).
     spec = spec_with_quantile_test()
     readings = [1.0, 2.0, 3.0, 2.97, 2.99, 2.96, 3.0, 2.98, 2.95, 2.99, 2.97, 2.96]
-    run, tests = Running({}), None
-    for look, errors in enumerate(readings, start=1):
-        tests = assess(spec, snap(iris_v1=version(10 * look, 500 * look, 0, 200),
-                                  iris_v2=version(10 * look, 500 * look, 0, 200, errors=errors)), run)
-        stored = run.stored()
-        run = Running({"algorithm": "sequential", "running": stored})
-    assert tests is not None and V2 in tests.proven
+    tests, stored = assess_looks(spec, ((version(10 * look, 500 * look, 0, 200),
+                                         version(10 * look, 500 * look, 0, 200, errors=errors))
+                                        for look, errors in enumerate(readings, start=1)))
+    assert V2 in tests.proven
     state = stored["tests"][f"objective|{V2}|error-rate"]["state"]
     assert state[2] == len(readings) and state[4] == 3.0  # every look counted; 3 errors, none replayed
 
@@ -302,11 +305,8 @@ def test_a_count_that_stopped_growing_and_reads_lower_still_lets_the_looks_count
 def test_the_measured_burst_size_is_reported_for_choosing_burst_size() -> None:
     # 20 errors at once in the second of three looks of 300 requests: the looks' spread says bursts of ~20.
     spec = spec_with_quantile_test()
-    run, tests = Running({}), None
-    for look, errors in enumerate((0.0, 20.0, 20.0), start=1):
-        tests = assess(spec, snap(iris_v1=version(10 * look, 300 * look, 0, 200),
-                                  iris_v2=version(10 * look, 300 * look, 0, 200, errors=errors)), run)
-        run = Running({"algorithm": "sequential", "running": run.stored()})
-    assert tests is not None
+    tests = assess_looks(spec, ((version(10 * look, 300 * look, 0, 200),
+                                 version(10 * look, 300 * look, 0, 200, errors=errors))
+                                for look, errors in enumerate((0.0, 20.0, 20.0), start=1)))[0]
     assert 10 < tests.dispersion[V2]["error-rate"] < 40
     assert V1 not in tests.dispersion  # no error: nothing measured, nothing shown
